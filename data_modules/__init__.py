@@ -1,0 +1,1 @@
+"""Lightning DataModules, official-format readers, video IO and the embedded benchmark."""

@@ -1,0 +1,101 @@
+"""The one parser for model answers: time windows and multiple-choice letters.
+
+An answer that cannot be parsed returns ``None``. Callers count it as ``parse_failed``;
+nothing here ever invents a window or a choice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_CLOCK = r"\d{1,2}(?::\d{1,2}){1,2}(?:\.\d+)?"
+_NUMBER = r"\d+(?:\.\d+)?|\.\d+"
+_UNIT = r"\s*(?:seconds?|secs?|s|minutes?|mins?|m)\b"
+TIME = rf"(?:{_CLOCK}|{_NUMBER})(?:{_UNIT})?"
+_RANGE = re.compile(
+    rf"(?P<a>{TIME})\s*(?:-|–|—|~|to|until|till|and|,)\s*(?P<b>{TIME})", re.IGNORECASE
+)
+_ANY_TIME = re.compile(TIME, re.IGNORECASE)
+
+
+def parse_time(token: str) -> float:
+    """Seconds from ``"3.2"``, ``"3.2s"``, ``"1.5 minutes"``, ``"00:03"`` or ``"1:02:03.5"``."""
+    token = token.strip().lower()
+    unit = re.search(r"[a-z]+$", token)
+    number = token[: unit.start()].strip() if unit else token
+    if ":" in number:
+        seconds = 0.0
+        for part in number.split(":"):
+            seconds = seconds * 60 + float(part)
+        return seconds
+    value = float(number)
+    if unit and unit.group().startswith("m"):
+        value *= 60
+    return value
+
+
+def parse_window(text: str, sort: bool = True) -> tuple[float, float] | None:
+    """The first time window stated in ``text``, in seconds.
+
+    Prefers an explicit range ("from 3.2s to 7.5s", "3.2 - 7.5 seconds", "00:03 to 00:07");
+    otherwise takes the first two times mentioned, as E.T. Bench's grounding parser does.
+    A reversed pair is swapped when ``sort`` is true. Returns ``None`` when fewer than two
+    times are present.
+    """
+    if not text:
+        return None
+    match = _RANGE.search(text)
+    if match:
+        start, end = parse_time(match["a"]), parse_time(match["b"])
+    else:
+        times = [parse_time(m.group()) for m in _ANY_TIME.finditer(text)]
+        if len(times) < 2:
+            return None
+        start, end = times[0], times[1]
+    if sort and start > end:
+        start, end = end, start
+    return start, end
+
+
+def parse_windows(text: str, sort: bool = True) -> list[tuple[float, float]]:
+    """Every explicit time range in ``text``, in order (for multi-window answers)."""
+    windows = []
+    for match in _RANGE.finditer(text or ""):
+        start, end = parse_time(match["a"]), parse_time(match["b"])
+        windows.append((min(start, end), max(start, end)) if sort else (start, end))
+    return windows
+
+
+_LETTER_PATTERNS = [
+    re.compile(r"^\s*\(?([A-Za-z])\)?\s*(?:[.:)\]]|$)"),
+    re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?([A-Za-z])\)?(?:[.:)\s]|$)", re.I),
+    re.compile(r"\(([A-Za-z])\)"),
+]
+
+
+def parse_choice(text: str, options: Sequence[str]) -> int | None:
+    """Index of the option chosen in ``text``, or ``None`` when it cannot be told.
+
+    Survives ``"(B)"``, ``"B."``, ``"Answer: B"``, lowercase letters and the option text
+    itself. A letter beyond the number of options is unparseable, not wrong-but-valid.
+    """
+    if not text:
+        return None
+    for pattern in _LETTER_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            index = ord(match.group(1).upper()) - ord("A")
+            if 0 <= index < len(options):
+                return index
+    lowered = text.strip().lower().rstrip(".")
+    exact = [i for i, o in enumerate(options) if o.strip().lower().rstrip(".") == lowered]
+    if len(exact) == 1:
+        return exact[0]
+    contained = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in lowered]
+    return contained[0] if len(contained) == 1 else None
+
+
+def format_window(start: float, end: float, decimals: int = 1) -> str:
+    """The answer text the project trains on: ``"from 3.2s to 7.5s"``."""
+    return f"from {start:.{decimals}f}s to {end:.{decimals}f}s"
