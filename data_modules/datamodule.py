@@ -1,0 +1,229 @@
+"""GroundingDataModule: official annotation files → prepared, collated backbone batches.
+
+Data flows one way: reader (official format) → ``VideoSample`` → prompt builder →
+the backbone's processor (taken from the LightningModule at ``setup``) → batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from data_modules.readers import read_task_split
+from data_modules.samples import VideoSample
+from data_modules.tasks import PromptTemplates, build_example
+from data_modules.video import VideoError, read_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameSampling:
+    """How frames are taken from each video.
+
+    Attributes:
+        fps: frames per second to sample (exclusive with ``num_frames``).
+        num_frames: a fixed frame count spread over the video.
+        max_frames: cap for fps sampling on long videos (then spread evenly).
+        decode_size: ``(height, width)`` to resize to while decoding; the backbone's own
+            resize still follows. Saves memory on large videos; ``None`` keeps native size.
+    """
+
+    fps: float | None = 1.0
+    num_frames: int | None = None
+    max_frames: int | None = 64
+    decode_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fps is None) == (self.num_frames is None):
+            raise ValueError("frame sampling: set exactly one of `fps` or `num_frames`")
+
+
+class VideoTaskDataset(Dataset):
+    """Samples → ``{visual, prompt, answer, sample, duration}`` items, or ``None`` for a skipped video."""
+
+    def __init__(
+        self,
+        samples: Sequence[VideoSample],
+        processor: Any,
+        sampling: FrameSampling,
+        prompts: PromptTemplates,
+        on_bad_video: Literal["raise", "skip"] = "raise",
+        cache: bool = False,
+        blank_frames: bool = False,
+    ) -> None:
+        self.samples = list(samples)
+        self.processor, self.sampling, self.prompts = processor, sampling, prompts
+        self.on_bad_video, self.blank_frames = on_bad_video, blank_frames
+        self._cache: dict[str, Any] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        sample = self.samples[index]
+        try:
+            visual, duration = self._visual(sample.video_path)
+        except VideoError as error:
+            if self.on_bad_video == "raise":
+                raise
+            log.warning("skipping sample %s: %s", sample.sample_id, error)
+            return {"skipped": sample.video_path}
+        example = build_example(sample, self.prompts, sample.duration or duration)
+        return {**example, "visual": visual, "sample": sample, "duration": sample.duration or duration}
+
+    def _visual(self, path: str) -> tuple[Any, float]:
+        if self._cache is not None and path in self._cache:
+            return self._cache[path]
+        s = self.sampling
+        clip = read_video(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, size=s.decode_size)
+        frames = torch.zeros_like(clip.frames) if self.blank_frames else clip.frames
+        result = (self.processor.prepare_video(frames, clip.timestamps), clip.duration)
+        if self._cache is not None:
+            self._cache[path] = result
+        return result
+
+
+def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answer: bool) -> dict[str, Any] | None:
+    """Collate through the backbone's processor; skipped videos are counted in ``skipped_videos``."""
+    kept = [item for item in items if "skipped" not in item]
+    skipped = len(items) - len(kept)
+    if not kept:
+        return {"skipped_videos": skipped, "samples": []}
+    batch = processor.collate(kept, with_answer=with_answer)
+    batch["samples"] = [item["sample"] for item in kept]
+    batch["durations"] = [item["duration"] for item in kept]
+    batch["answers"] = [item["answer"] for item in kept]
+    batch["skipped_videos"] = skipped
+    return batch
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation fixed by ``(seed, epoch)``, so a resumed run sees the same order."""
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class GroundingDataModule(L.LightningDataModule):
+    """Reads one or more tasks from a data directory in their official formats.
+
+    Args:
+        data_dir: directory holding ``<format>/<split>.*`` annotation files and videos.
+        tasks: annotation formats to read (``charades_sta``, ``qvhighlights``, ``mcq``, ``verify``).
+        train_split / val_split / test_split / predict_split: split names.
+        sampling: frame sampling.
+        prompts: prompt templates.
+        batch_size / eval_batch_size: training and generation batch sizes.
+        num_workers: DataLoader workers.
+        on_bad_video: ``raise`` names the file; ``skip`` drops the sample and counts it.
+        cache_visual: keep preprocessed videos in memory (small datasets, ``num_workers: 0``).
+        max_eval_samples: cap on val/test/predict samples per task (quick checks); ``None`` = all.
+        seed: shuffling seed.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/synth",
+        tasks: list[str] = ["charades_sta"],  # noqa: B006 (jsonargparse reads the default)
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        predict_split: str = "test",
+        sampling: FrameSampling = FrameSampling(),  # noqa: B008
+        prompts: PromptTemplates = PromptTemplates(),  # noqa: B008
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        on_bad_video: Literal["raise", "skip"] = "raise",
+        cache_visual: bool = False,
+        max_eval_samples: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if on_bad_video not in ("raise", "skip"):
+            raise ValueError(f"on_bad_video must be 'raise' or 'skip', got {on_bad_video!r}")
+        self.data_dir, self.tasks = Path(data_dir), list(tasks)
+        self.splits = {"fit": train_split, "validate": val_split, "test": test_split, "predict": predict_split}
+        self.sampling, self.prompts = sampling, prompts
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.on_bad_video, self.cache_visual = on_bad_video, cache_visual
+        self.max_eval_samples, self.seed = max_eval_samples, seed
+        self.processor: Any = None
+        self.datasets: dict[str, VideoTaskDataset] = {}
+
+    def read(self, split: str, limit: int | None = None) -> list[VideoSample]:
+        """All samples of ``split`` across the configured tasks."""
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(
+                f"data directory {self.data_dir} does not exist. Make the embedded benchmark with "
+                f"`groundlight data synth --out {self.data_dir}` (or `make data`), or point `data.data_dir` at your data."
+            )
+        samples = []
+        for task in self.tasks:
+            samples += read_task_split(self.data_dir, task, split)[:limit]
+        return samples
+
+    def dataset(self, samples: Sequence[VideoSample], **overrides: Any) -> VideoTaskDataset:
+        options = dict(on_bad_video=self.on_bad_video, cache=self.cache_visual) | overrides
+        return VideoTaskDataset(samples, self.processor, self.sampling, self.prompts, **options)
+
+    def setup(self, stage: str) -> None:
+        if self.processor is None:
+            self.processor = self.trainer.lightning_module.backbone.processor
+        wanted = {"fit": ["fit", "validate"], "validate": ["validate"], "test": ["test"], "predict": ["predict"]}[stage]
+        for name in wanted:
+            if name not in self.datasets:
+                limit = None if name == "fit" else self.max_eval_samples
+                self.datasets[name] = self.dataset(self.read(self.splits[name], limit))
+
+    def _loader(self, name: str, with_answer: bool, shuffle: bool) -> DataLoader:
+        data = self.datasets[name]
+        return DataLoader(
+            data,
+            batch_size=self.batch_size if with_answer else self.eval_batch_size,
+            sampler=EpochShuffleSampler(len(data), self.seed) if shuffle else None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=partial(collate_items, processor=self.processor, with_answer=with_answer),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("fit", with_answer=True, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validate", with_answer=False, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", with_answer=False, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", with_answer=False, shuffle=False)
+
+    def eval_loader(self, samples: Sequence[VideoSample], **overrides: Any) -> DataLoader:
+        """A generation loader over arbitrary samples (controls: shuffled video, blank frames, swaps)."""
+        return DataLoader(
+            self.dataset(samples, **overrides),
+            batch_size=self.eval_batch_size,
+            num_workers=self.num_workers,
+            collate_fn=partial(collate_items, processor=self.processor, with_answer=False),
+        )
+

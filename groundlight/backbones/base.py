@@ -1,0 +1,105 @@
+"""The small interface every video-LLM family implements.
+
+Methods talk to a backbone only through this interface: they never import a model
+family's class. A backbone owns its processor (frames → pixels, prompt → tokens),
+knows which sequence positions are visual and which frame each one shows, and runs
+forward passes and batched generation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LoraOptions:
+    """LoRA on the language model's attention projections only.
+
+    Attributes:
+        r: rank.
+        alpha: scaling numerator (``lora_alpha``).
+        dropout: dropout on the LoRA input.
+        target_modules: regex over module names; the default keeps the vision tower untouched.
+        extra_trainable: name substrings of non-LoRA modules to keep trainable (e.g. ``"merger"``).
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+    extra_trainable: tuple[str, ...] = ()
+
+
+@dataclass
+class VisualInput:
+    """One video after the backbone's preprocessing, ready to be collated.
+
+    Attributes:
+        pixel_values: flattened patches, family-specific layout.
+        grid_thw: ``(t, h, w)`` patch grid of the video.
+        num_tokens: visual tokens the LLM sees for this video.
+        token_frame: ``(num_tokens,)`` index of the (first) sampled frame each token shows.
+        timestamps: ``(T,)`` seconds of the sampled frames.
+        seconds_per_step: seconds between consecutive temporal token groups.
+    """
+
+    pixel_values: torch.Tensor
+    grid_thw: tuple[int, int, int]
+    num_tokens: int
+    token_frame: torch.Tensor
+    timestamps: torch.Tensor
+    seconds_per_step: float
+
+
+class VideoProcessor(ABC):
+    """Picklable preprocessing half of a backbone; DataLoader workers run it."""
+
+    @abstractmethod
+    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> VisualInput:
+        """Frames ``(T, H, W, 3)`` uint8 → :class:`VisualInput`."""
+
+    @abstractmethod
+    def collate(self, items: list[dict[str, Any]], with_answer: bool) -> dict[str, Any]:
+        """Batch prepared items (``visual``, ``prompt``, ``answer``) into model inputs.
+
+        The batch always holds ``frame_index`` ``(B, L)``: the frame each position shows,
+        ``-1`` for non-visual positions. With ``with_answer`` it holds ``labels`` with
+        ``-100`` everywhere but the answer tokens; without, prompts are left-padded for
+        generation.
+        """
+
+    @abstractmethod
+    def decode(self, token_ids: torch.Tensor) -> list[str]:
+        """Generated ids ``(B, N)`` → answer strings."""
+
+
+class VideoBackbone(nn.Module, ABC):
+    """A video-LLM behind the methods' interface."""
+
+    processor: VideoProcessor
+
+    @abstractmethod
+    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
+        """Teacher-forced forward pass; returns the HF output with ``logits``."""
+
+    @abstractmethod
+    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
+        """Batched greedy generation from a left-padded prompt batch."""
+
+    @staticmethod
+    def visual_mask(batch: dict[str, Any]) -> torch.Tensor:
+        """``(B, L)`` bool: positions that hold visual tokens."""
+        return batch["frame_index"] >= 0
+
+    @staticmethod
+    def frame_index(batch: dict[str, Any]) -> torch.Tensor:
+        """``(B, L)`` frame shown at each position, ``-1`` where non-visual."""
+        return batch["frame_index"]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]

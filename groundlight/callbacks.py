@@ -1,0 +1,76 @@
+"""Callbacks: atomic checkpoints, the run summary and the predictions file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=float)
+        handle.write("\n")
+    os.replace(handle.name, path)
+    return path
+
+
+def write_jsonl_atomic(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, default=float) + "\n")
+    os.replace(handle.name, path)
+    return path
+
+
+class AtomicModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that never leaves a half-written file: save to a temp name, then rename."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        temporary = f"{filepath}.tmp"
+        trainer.save_checkpoint(temporary, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(temporary, filepath)
+        trainer.strategy.barrier("atomic_checkpoint")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        for logger in trainer.loggers:
+            logger.after_save_checkpoint(self)
+
+
+class RunSummary(L.Callback):
+    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config path."""
+
+    def __init__(self, run_dir: str | Path, config_path: str | None) -> None:
+        self.run_dir, self.config_path = Path(run_dir), config_path
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": self.config_path})
+
+
+class JsonlPredictionWriter(BasePredictionWriter):
+    """Writes every prediction record of a ``predict`` run to ``path`` (one JSON per line)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.path = Path(path)
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # noqa: ANN001
+        rows = [record for batch in predictions for record in batch]
+        path = self.path
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
+        write_jsonl_atomic(path, rows)

@@ -1,0 +1,89 @@
+"""The ``groundlight`` console script.
+
+``fit|validate|test|predict`` run through LightningCLI; ``data``, ``eval``, ``demo`` and
+``bench`` are tools beside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningCLI
+
+from groundlight.callbacks import JsonlPredictionWriter, RunSummary
+
+TOOLS = {
+    "data": "groundlight.tools.data:main",
+    "eval": "groundlight.evaluate.cli:main",
+    "demo": "groundlight.demo:main",
+    "bench": "groundlight.bench:main",
+}
+
+
+def experiment_name(config_paths: list[str]) -> str:
+    """``experiments/sft/synth.yaml`` → ``sft/synth``; the last config names the run."""
+    if not config_paths:
+        return "default"
+    path = Path(str(config_paths[-1])).with_suffix("")
+    parts = path.parts
+    return "/".join(parts[parts.index("experiments") + 1 :]) if "experiments" in parts else path.name
+
+
+class GroundlightCLI(LightningCLI):
+    """LightningCLI that files every run under ``runs/<experiment>/``."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--experiment", type=str | None, default=None,
+                            help="run name; default: the config path under experiments/")
+        parser.add_argument("--runs_dir", type=str, default="runs", help="root of run directories")
+        parser.add_argument("--predictions", type=str | None, default=None,
+                            help="predict: jsonl path (default runs/<experiment>/predictions.jsonl)")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        configs = [str(c) for c in (config.get("config") or [])]
+        name = config.get("experiment") or experiment_name(configs)
+        self.run_dir = Path(config.get("runs_dir") or "runs") / name
+        self.config_path = configs[-1] if configs else None
+        if config.trainer.get("default_root_dir") in (None, os.getcwd(), "."):
+            config.trainer.default_root_dir = str(self.run_dir)
+        self.predictions_path = config.get("predictions") or str(self.run_dir / "predictions.jsonl")
+
+    def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(RunSummary(self.run_dir, self.config_path))
+        if self.subcommand == "predict":
+            trainer.callbacks.append(JsonlPredictionWriter(self.predictions_path))
+        return trainer
+
+
+def lightning_main(args: list[str] | None = None, run: bool = True) -> GroundlightCLI:
+    from groundlight.methods.base import GroundingModule
+    from lightning import LightningDataModule
+
+    return GroundlightCLI(
+        GroundingModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in TOOLS:
+        module, function = TOOLS[words[0]].split(":")
+        return int(getattr(importlib.import_module(module), function)(words[1:]) or 0)
+    lightning_main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The shared LightningModule: optimisation, guarded training steps, batched generation and scoring."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+import torch
+
+from groundlight.backbones.base import VideoBackbone
+from groundlight.methods.scoring import TaskMetrics, parse_prediction, prediction_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW with linear warmup, then cosine/linear decay or a constant rate (per optimizer step)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0
+
+    def factor(self, step: int, total: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant" or total <= self.warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
+        decay = 0.5 * (1 + math.cos(math.pi * progress)) if self.schedule == "cosine" else 1 - progress
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * decay
+
+
+class GroundingModule(L.LightningModule):
+    """Base of every method: subclasses define :meth:`loss` only.
+
+    Validation and test generate greedily in batches, parse with the one parser and
+    update one metric instance per stage, logged as ``stage/name``.
+    """
+
+    def __init__(self, backbone: VideoBackbone, optimizer: OptimizerConfig = OptimizerConfig(), max_new_tokens: int = 32) -> None:  # noqa: B008
+        super().__init__()
+        self.backbone, self.optimizer_config, self.max_new_tokens = backbone, optimizer, max_new_tokens
+        self.stage_metrics = torch.nn.ModuleDict({"val": TaskMetrics(), "test": TaskMetrics()})
+        self.skipped_batches = 0
+
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self._log_skipped_videos(batch, "train")
+        if not batch["samples"]:
+            return None
+        loss, diagnostics = self.loss(batch)
+        size = len(batch["samples"])
+        if not torch.isfinite(loss):
+            self.skipped_batches += 1
+            ids = [s.sample_id for s in batch["samples"]]
+            log.warning("non-finite loss %s (diagnostics %s); skipping batch of %s", loss.item(), diagnostics, ids)
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=size)
+            return None
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name, value in diagnostics.items():
+            self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
+        return loss
+
+    def generate_records(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Greedy answers for a prompt batch, parsed; one record per sample."""
+        if not batch["samples"]:
+            return []
+        texts = self.backbone.generate(batch, self.max_new_tokens)
+        return [prediction_record(s, t, parse_prediction(s, t)) for s, t in zip(batch["samples"], texts)]
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        self._log_skipped_videos(batch, stage)
+        records = self.generate_records(batch)
+        parsed = [parse_prediction(s, r["prediction"]) for s, r in zip(batch["samples"], records)]
+        self.stage_metrics[stage].update(batch["samples"], parsed)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        return self.generate_records(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stage("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stage("test")
+
+    def _log_stage(self, stage: str) -> None:
+        metrics = self.stage_metrics[stage]
+        values = metrics.compute()
+        self.log_dict({f"{stage}/{k}": v.float() for k, v in values.items()}, prog_bar=stage == "val")
+        metrics.reset()
+
+    def _log_skipped_videos(self, batch: dict[str, Any], stage: str) -> None:
+        if batch.get("skipped_videos"):
+            self.log(f"{stage}/skipped_videos", float(batch["skipped_videos"]), reduce_fx="sum",
+                     batch_size=1, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        config = self.optimizer_config
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: check `lora` / `freeze_vision` in the backbone config")
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
+        total = int(self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: config.factor(step, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

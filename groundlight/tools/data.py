@@ -1,0 +1,20 @@
+"""``groundlight data <tool>``: dataset generators and converters."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+DATA_TOOLS = {
+    "synth": ("data_modules.synthetic:main", "generate the embedded synthetic benchmark"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in DATA_TOOLS:
+        lines = "\n".join(f"  {name:<14}{text}" for name, (_, text) in DATA_TOOLS.items())
+        print(f"usage: groundlight data <tool> [options]\n\ntools:\n{lines}", file=sys.stderr)
+        return 2
+    module, function = DATA_TOOLS[argv[0]][0].split(":")
+    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
