@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from groundlight.callbacks import JsonlPredictionWriter, RunSummary
+from groundlight.callbacks import AtomicModelCheckpoint, JsonlPredictionWriter, RunSummary
 
 TOOLS = {
     "data": "groundlight.tools.data:main",
@@ -21,6 +21,18 @@ TOOLS = {
     "demo": "groundlight.demo:main",
     "bench": "groundlight.bench:main",
 }
+
+
+
+def trainer_defaults() -> dict:
+    """Defaults every run gets; configs override them, and their callbacks are added to these."""
+    return {
+        "max_epochs": 1,
+        "log_every_n_steps": 10,
+        "num_sanity_val_steps": 0,
+        "gradient_clip_val": 1.0,
+        "callbacks": [AtomicModelCheckpoint(save_last=True)],
+    }
 
 
 def experiment_name(config_paths: list[str]) -> str:
@@ -70,6 +82,8 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> Groundlig
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
+        trainer_defaults=trainer_defaults(),
         args=args,
         run=run,
         auto_configure_optimizers=False,

@@ -14,3 +14,13 @@ def tiny_backbone():
 
     torch.manual_seed(0)
     return Qwen25VLBackbone(tiny=TinyQwenConfig(), min_pixels=56 * 56, max_pixels=56 * 56).eval()
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """A very small synthetic benchmark (short clips) made once per test session."""
+    from data_modules.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, seed=0, n_train=8, n_val=4, n_test=4, min_duration=6, max_duration=10)
+    return out
