@@ -1,0 +1,30 @@
+"""``groundlight bench``: speed and memory benchmarks → ``runs/bench/*.json``.
+
+Ratios are measured side by side in one process run, interleaved, because the machine
+is shared and noisy; absolute seconds are reported beside them for context only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+SUITES = {
+    "video": "groundlight.bench.video:run",
+    "generation": "groundlight.bench.model:run_generation",
+    "sft": "groundlight.bench.model:run_sft_step",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="groundlight bench", description=__doc__.splitlines()[0])
+    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    for name in args.suites:
+        module, function = SUITES[name].split(":")
+        result = getattr(importlib.import_module(module), function)(args.out)
+        print(f"[{name}] " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, dict)))
+    return 0

@@ -1,0 +1,131 @@
+"""The video reader returns the frame on screen at each target time, by either method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from data_modules.video import VideoError, probe, read_video, sample_timestamps
+
+
+@pytest.fixture
+def indices(decode_index):
+    """Frame indices drawn in a clip's frames."""
+    return lambda clip: [decode_index(frame.numpy()) for frame in clip.frames]
+
+
+def test_probe_reports_stream_facts(index_video: Path) -> None:
+    info = probe(index_video)
+    assert (info.duration, info.fps, info.num_frames) == (4.0, 10.0, 40)
+    assert (info.height, info.width) == (32, 48)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"duration": 4.0, "fps": 1.0}, [0.0, 1.0, 2.0, 3.0]),
+        ({"duration": 2.5, "fps": 2.0}, [0.0, 0.5, 1.0, 1.5, 2.0]),
+        ({"duration": 4.0, "num_frames": 4}, [0.5, 1.5, 2.5, 3.5]),
+        ({"duration": 10.0, "fps": 2.0, "max_frames": 5}, [1.0, 3.0, 5.0, 7.0, 9.0]),
+        ({"duration": 4.0, "num_frames": 8, "max_frames": 2}, [1.0, 3.0]),
+    ],
+)
+def test_sample_timestamps(kwargs: dict, expected: list[float]) -> None:
+    assert sample_timestamps(**kwargs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"fps": 1.0, "num_frames": 2}, {"fps": 0.0}, {"num_frames": 0}])
+def test_sample_timestamps_rejects_bad_arguments(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        sample_timestamps(4.0, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["scan", "seek", "auto"])
+def test_fps_sampling_returns_frame_on_screen(indices, index_video: Path, method: str) -> None:
+    """Targets k/3 s on a 10 fps clip: frame floor(10k/3), e.g. 0.667 s -> frame 6."""
+    clip = read_video(index_video, fps=3.0, method=method)
+    expected = [int(10 * k / 3 + 1e-9) for k in range(12)]
+    assert indices(clip) == expected
+    assert clip.timestamps.dtype == torch.float64
+    assert clip.timestamps.tolist() == pytest.approx([i / 10 for i in expected])
+    assert clip.frames.dtype == torch.uint8 and clip.frames.shape == (12, 32, 48, 3)
+    assert clip.duration == 4.0
+
+
+@pytest.mark.parametrize("method", ["scan", "seek"])
+def test_count_sampling_takes_bin_centres(indices, index_video: Path, method: str) -> None:
+    """5 bins over 4 s: centres 0.4, 1.2, 2.0, 2.8, 3.6 s -> frames 4, 12, 20, 28, 36."""
+    clip = read_video(index_video, num_frames=5, method=method)
+    assert indices(clip) == [4, 12, 20, 28, 36]
+
+
+def test_scan_and_seek_return_identical_frames(tmp_path: Path, write_video) -> None:
+    path = write_video(tmp_path / "gop5.mp4", num_frames=60, fps=12, gop=5)
+    for kwargs in ({"fps": 1.0}, {"fps": 5.0}, {"num_frames": 7}, {"num_frames": 60}):
+        scan, seek = (read_video(path, method=m, **kwargs) for m in ("scan", "seek"))
+        assert torch.equal(scan.frames, seek.frames), kwargs
+        assert torch.equal(scan.timestamps, seek.timestamps), kwargs
+
+
+def test_resize_during_decode(indices, index_video: Path) -> None:
+    clip = read_video(index_video, num_frames=3, size=(16, 24))
+    assert clip.frames.shape == (3, 16, 24, 3)
+    assert indices(clip) == [6, 20, 33]
+
+
+def test_dense_targets_repeat_the_frame_on_screen(indices, index_video: Path) -> None:
+    """20 fps on a 10 fps clip: each frame is on screen for two targets."""
+    clip = read_video(index_video, fps=20.0, method="seek")
+    assert indices(clip)[:6] == [0, 0, 1, 1, 2, 2]
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match=r"nowhere\.mp4"):
+        read_video(tmp_path / "nowhere.mp4", fps=1.0)
+
+
+def test_random_bytes_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "noise.mp4"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(VideoError, match=r"noise\.mp4"):
+        read_video(path, fps=1.0)
+
+
+def test_truncated_mp4_is_named(tmp_path: Path, index_video: Path) -> None:
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(index_video.read_bytes()[: index_video.stat().st_size // 2])
+    with pytest.raises(VideoError, match=r"truncated\.mp4"):
+        read_video(path, fps=1.0)
+
+
+def test_empty_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.touch()
+    with pytest.raises(VideoError, match=r"empty\.mp4.*0 bytes"):
+        probe(path)
+
+
+def test_zero_frame_video_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "zero.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+    with pytest.raises(VideoError, match=r"zero\.mp4"):
+        read_video(path, fps=1.0)
+    with pytest.raises(VideoError, match=r"zero\.mp4"):
+        probe(path)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "audio.m4a"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(torch.zeros(1, 1024).numpy(), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(VideoError, match=r"audio\.m4a.*no video stream"):
+        probe(path)
