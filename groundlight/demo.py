@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import random
 import time
 from collections.abc import Sequence
@@ -60,7 +61,7 @@ def shuffled_videos(samples: Sequence[VideoSample], seed: int) -> list[VideoSamp
     while len(videos) > 1 and any(a == b for a, b in zip(videos, target)):
         rng.shuffle(target)
     swap = dict(zip(videos, target))
-    return [copy.replace(s, video_path=swap[s.video_path], duration=s.duration) for s in samples]
+    return [dataclasses.replace(s, video_path=swap[s.video_path]) for s in samples]
 
 
 def print_table(rows: dict[str, dict[str, float]]) -> str:
@@ -94,9 +95,14 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int]) -> None:
+    """Generate the benchmark unless a complete one (meta.json and every video) is there."""
+    from data_modules.synthetic import generate, load_meta
+
     if (data_dir / "meta.json").exists():
-        return
-    from data_modules.synthetic import generate
+        missing = [v for v in load_meta(data_dir)["videos"] if not (data_dir / "videos" / f"{v}.mp4").exists()]
+        if not missing:
+            return
+        print(f"{len(missing)} videos missing in {data_dir} (interrupted generation?); regenerating", flush=True)
 
     print(f"synthesising the embedded benchmark into {data_dir} ...", flush=True)
     generate(data_dir, seed=seed, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2])
@@ -114,7 +120,8 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     untrained = copy.deepcopy(model)
     trainer.fit(model, datamodule)
-    test, train = datamodule.read("test"), datamodule.datasets["fit"].samples
+    print(f"trained in {time.time() - start:.0f} s", flush=True)
+    test, train = datamodule.read("test", datamodule.max_eval_samples), datamodule.datasets["fit"].samples
     durations = {s.video_path: s.duration for s in [*train, *test]} | durations_of(datamodule, [*train, *test])
     rows: dict[str, dict[str, float]] = {}
     rows["trained"], records = model_scores(trainer, model, datamodule, test)
@@ -122,7 +129,7 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     rows["constant_window"] = constant_scores(train, test, durations)
     rows["text_only"], _ = model_scores(trainer, model, datamodule, test, blank_frames=True, cache=False)
     rows["shuffled_video"], _ = model_scores(trainer, model, datamodule, shuffled_videos(test, seed), cache=False)
-    rows["query_swap"], _ = model_scores(trainer, model, datamodule, query_swap_samples(data_dir, "test"))
+    rows["query_swap"], _ = model_scores(trainer, model, datamodule, query_swap_samples(data_dir, "test")[: datamodule.max_eval_samples])
     print_table(rows)
     summary = {**rows, "wall_seconds": round(time.time() - start, 1), "config": config, "seed": seed}
     write_json_atomic(out_dir / "summary.json", summary)
