@@ -1,0 +1,63 @@
+"""GroundingDataModule on bad input: missing dir, corrupt video (raise or counted skip), malformed line."""
+
+import shutil
+
+import pytest
+
+from data_modules.datamodule import FrameSampling, GroundingDataModule, collate_items
+from data_modules.samples import AnnotationError
+from data_modules.video import VideoError
+
+
+@pytest.fixture
+def broken_copy(synth_dir, tmp_path):
+    data = tmp_path / "synth"
+    shutil.copytree(synth_dir, data)
+    victim = sorted((data / "videos").glob("test_*.mp4"))[0]
+    victim.write_bytes(b"not an mp4 at all")
+    return data, victim
+
+
+def datamodule(data_dir, backbone, **kwargs):
+    dm = GroundingDataModule(str(data_dir), sampling=FrameSampling(fps=1.0, decode_size=(56, 56)), **kwargs)
+    dm.processor = backbone.processor
+    return dm
+
+
+def test_missing_data_dir_says_how_to_make_it(tiny_backbone, tmp_path):
+    with pytest.raises(FileNotFoundError, match="groundlight data synth --out"):
+        datamodule(tmp_path / "nope", tiny_backbone).read("train")
+
+
+def test_corrupt_video_error_names_the_file(broken_copy, tiny_backbone):
+    data, victim = broken_copy
+    dm = datamodule(data, tiny_backbone)
+    samples = [s for s in dm.read("test") if s.video_path.endswith(victim.name)]
+    with pytest.raises(VideoError, match=victim.name):
+        dm.dataset(samples)[0]
+
+
+def test_corrupt_video_skipped_and_counted(broken_copy, tiny_backbone):
+    data, victim = broken_copy
+    dm = datamodule(data, tiny_backbone, on_bad_video="skip")
+    dataset = dm.dataset(dm.read("test"))
+    batch = collate_items([dataset[i] for i in range(len(dataset))], tiny_backbone.processor, with_answer=False)
+    assert batch["skipped_videos"] == 1
+    assert len(batch["samples"]) == len(dataset) - 1
+    assert all(not s.video_path.endswith(victim.name) for s in batch["samples"])
+
+
+def test_malformed_annotation_names_file_and_line(synth_dir, tmp_path, tiny_backbone):
+    data = tmp_path / "synth"
+    shutil.copytree(synth_dir, data, ignore=shutil.ignore_patterns("*.mp4"))
+    path = data / "charades_sta" / "test.txt"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace("##", " ")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AnnotationError, match=r"test\.txt:2"):
+        datamodule(data, tiny_backbone).read("test")
+
+
+def test_bad_on_bad_video_value_rejected():
+    with pytest.raises(ValueError, match="on_bad_video"):
+        GroundingDataModule(on_bad_video="ignore")
