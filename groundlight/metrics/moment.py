@@ -56,7 +56,9 @@ class MomentRetrieval(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, thresholds: Sequence[float] = (0.3, 0.5, 0.7), convention: Convention = "etchat", **kwargs) -> None:
+    def __init__(
+        self, thresholds: Sequence[float] = (0.3, 0.5, 0.7), convention: Convention = "etchat", **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
@@ -77,13 +79,13 @@ class MomentRetrieval(Metric):
     def update(self, preds: Sequence[Window | None], targets: Sequence[Sequence[Window] | Window]) -> None:
         if len(preds) != len(targets):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
-        thresholds = torch.tensor(self.thresholds, dtype=torch.float64)
+        thresholds = torch.tensor(self.thresholds, dtype=torch.float64, device=self.device)
         for pred, target in zip(preds, targets):
             self.total += 1
             if pred is None:
                 self.failed += 1
                 continue
-            iou = self.window_iou(pred, target).double()
+            iou = self.window_iou(pred, target).to(self.device, torch.float64)
             self.iou_sum += iou
             self.hits += (iou >= thresholds).double()
 
