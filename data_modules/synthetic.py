@@ -76,8 +76,10 @@ _OBJECT_SCALE = (0.18, 0.30)
 """Object side as a fraction of the frame side."""
 _SPEED_SCALE = (0.05, 0.20)
 """Object speed in frame sides per second: visible drift, no jumps at 1 fps."""
-_TARGET_SPAN = (0.15, 0.60)
-"""Target interval length as a fraction of the video."""
+_TARGET_SPAN = (0.10, 0.40)
+"""Target interval length as a fraction of the video. Charades-STA moments average about
+a quarter of their video; with this span the best constant window scores mIoU ~0.28,
+close to that benchmark's prior (15–60 % gave a constant-window mIoU of ~0.45)."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def _rng(config: GeneratorConfig, split: str, index: int, stream: int) -> np.ran
 
 
 def _length_bounds(duration: int) -> tuple[int, int]:
-    """Allowed interval lengths: 15% to 60% of the video, at least 1 s."""
+    """Allowed interval lengths: 10% to 40% of the video, at least 1 s."""
     low = max(1, math.ceil(_TARGET_SPAN[0] * duration))
     return low, max(low, math.floor(_TARGET_SPAN[1] * duration))
 

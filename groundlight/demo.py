@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from data_modules.samples import VideoSample
 from groundlight.baselines import fit_constant_window, majority_answer
 from groundlight.callbacks import write_json_atomic, write_jsonl_atomic
@@ -94,7 +92,7 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int]) -> None:
+def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int], max_duration: int) -> None:
     """Generate the benchmark unless a complete one (meta.json and every video) is there."""
     from data_modules.synthetic import generate, load_meta
 
@@ -105,15 +103,16 @@ def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int]) -> None:
         print(f"{len(missing)} videos missing in {data_dir} (interrupted generation?); regenerating", flush=True)
 
     print(f"synthesising the embedded benchmark into {data_dir} ...", flush=True)
-    generate(data_dir, seed=seed, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2])
+    generate(data_dir, seed=seed, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2], max_duration=max_duration)
 
 
-def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int, int, int], extra: list[str]) -> dict[str, Any]:
+def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int, int, int], max_duration: int,
+        extra: list[str]) -> dict[str, Any]:
     from data_modules.synthetic import query_swap_samples
     from groundlight.cli import lightning_main
 
     start = time.time()
-    ensure_data(data_dir, seed, sizes)
+    ensure_data(data_dir, seed, sizes, max_duration)
     args = ["--config", config, "--data.init_args.data_dir", str(data_dir), "--seed_everything", str(seed),
             "--experiment", "demo", *extra]
     cli = lightning_main(args, run=False)
@@ -152,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/synth"))
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sizes", type=int, nargs=3, default=(1200, 100, 200), metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--sizes", type=int, nargs=3, default=(1000, 50, 150), metavar=("TRAIN", "VAL", "TEST"),
+                        help="clips per split when the data has to be generated")
+    parser.add_argument("--max-duration", type=int, default=24, help="longest generated clip (s)")
     args, extra = parser.parse_known_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    run(args.config, args.data, args.out, args.seed, tuple(args.sizes), extra)
+    run(args.config, args.data, args.out, args.seed, tuple(args.sizes), args.max_duration, extra)
     return 0

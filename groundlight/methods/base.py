@@ -70,17 +70,18 @@ class GroundingModule(L.LightningModule):
             self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
         return loss
 
-    def generate_records(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        """Greedy answers for a prompt batch, parsed; one record per sample."""
+    def generate_records(self, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Greedy answers for a prompt batch: one prediction record and one parsed answer per sample."""
         if not batch["samples"]:
-            return []
+            return [], []
         texts = self.backbone.generate(batch, self.max_new_tokens)
-        return [prediction_record(s, t, parse_prediction(s, t)) for s, t in zip(batch["samples"], texts)]
+        parsed = [parse_prediction(s, t) for s, t in zip(batch["samples"], texts)]
+        records = [prediction_record(s, t, p) for s, t, p in zip(batch["samples"], texts, parsed)]
+        return records, parsed
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         self._log_skipped_videos(batch, stage)
-        records = self.generate_records(batch)
-        parsed = [parse_prediction(s, r["prediction"]) for s, r in zip(batch["samples"], records)]
+        _, parsed = self.generate_records(batch)
         self.stage_metrics[stage].update(batch["samples"], parsed)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -90,7 +91,7 @@ class GroundingModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        return self.generate_records(batch)
+        return self.generate_records(batch)[0]
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")

@@ -92,7 +92,7 @@ def test_intervals_and_distractor_rules(videos: dict) -> None:
             start, end = obj["interval"]
             assert 0 <= start < end <= duration and isinstance(start, int) and isinstance(end, int)
         length = target["interval"][1] - target["interval"][0]
-        assert np.ceil(0.15 * duration) <= length <= max(np.ceil(0.15 * duration), np.floor(0.6 * duration)), vid
+        assert np.ceil(0.1 * duration) <= length <= max(np.ceil(0.1 * duration), np.floor(0.4 * duration)), vid
         for d in distractors:
             (a, b), (s, e) = target["interval"], d["interval"]
             overlap = max(0, min(b, e) - max(a, s))
