@@ -102,6 +102,7 @@ def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answe
     batch["samples"] = [item["sample"] for item in kept]
     batch["durations"] = [item["duration"] for item in kept]
     batch["answers"] = [item["answer"] for item in kept]
+    batch["visuals"] = [item["visual"] for item in kept]  # a method may re-collate the videos with other prompts
     batch["skipped_videos"] = skipped
     return batch
 
@@ -137,6 +138,10 @@ class GroundingDataModule(L.LightningDataModule):
         on_bad_video: ``raise`` names the file; ``skip`` drops the sample and counts it.
         cache_visual: keep preprocessed videos in memory (small datasets, ``num_workers: 0``).
         max_eval_samples: cap on val/test/predict samples per task (quick checks); ``None`` = all.
+        eval_tasks: tasks read for val/test/predict; ``None`` = ``tasks`` (e.g. train on
+            instruction tasks, evaluate on ``charades_sta``).
+        train_limits: cap on training samples per task (first N in file order), to balance a
+            task mix, e.g. ``{mcq: 1000}``.
         seed: shuffling seed.
     """
 
@@ -157,6 +162,8 @@ class GroundingDataModule(L.LightningDataModule):
         cache_visual: bool = False,
         max_eval_samples: int | None = None,
         seed: int = 0,
+        eval_tasks: list[str] | None = None,
+        train_limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if on_bad_video not in ("raise", "skip"):
@@ -167,10 +174,12 @@ class GroundingDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.on_bad_video, self.cache_visual = on_bad_video, cache_visual
         self.max_eval_samples, self.seed = max_eval_samples, seed
+        self.eval_tasks = list(eval_tasks) if eval_tasks is not None else None
+        self.train_limits = dict(train_limits or {})
         self.processor: Any = None
         self.datasets: dict[str, VideoTaskDataset] = {}
 
-    def read(self, split: str, limit: int | None = None) -> list[VideoSample]:
+    def read(self, split: str, limit: int | None = None, tasks: list[str] | None = None) -> list[VideoSample]:
         """All samples of ``split`` across the configured tasks."""
         if not self.data_dir.is_dir():
             raise FileNotFoundError(
@@ -178,8 +187,9 @@ class GroundingDataModule(L.LightningDataModule):
                 f"`groundlight data synth --out {self.data_dir}` (or `make data`), or point `data.data_dir` at your data."
             )
         samples = []
-        for task in self.tasks:
-            samples += read_task_split(self.data_dir, task, split)[:limit]
+        for task in tasks or self.tasks:
+            cap = limit if limit is not None else (self.train_limits.get(task) if split == self.splits["fit"] else None)
+            samples += read_task_split(self.data_dir, task, split)[:cap]
         return samples
 
     def dataset(self, samples: Sequence[VideoSample], **overrides: Any) -> VideoTaskDataset:
@@ -192,8 +202,8 @@ class GroundingDataModule(L.LightningDataModule):
         wanted = {"fit": ["fit", "validate"], "validate": ["validate"], "test": ["test"], "predict": ["predict"]}[stage]
         for name in wanted:
             if name not in self.datasets:
-                limit = None if name == "fit" else self.max_eval_samples
-                self.datasets[name] = self.dataset(self.read(self.splits[name], limit))
+                limit, tasks = (None, self.tasks) if name == "fit" else (self.max_eval_samples, self.eval_tasks)
+                self.datasets[name] = self.dataset(self.read(self.splits[name], limit, tasks))
 
     def _loader(self, name: str, with_answer: bool, shuffle: bool) -> DataLoader:
         data = self.datasets[name]
