@@ -13,6 +13,14 @@ TASK_FILES = {
     "qvhighlights": ("qvhighlights/{split}.jsonl", "data_modules.formats.qvhighlights:read_qvhighlights"),
     "mcq": ("mcq/{split}.json", "data_modules.formats.mcq:read_mcq"),
     "verify": ("verify/{split}.jsonl", "data_modules.formats.verify:read_verify"),
+    "keyframes": ("keyframes/{split}.json", "data_modules.formats.keyframes:read_keyframes"),
+    "activitynet_captions": ("activitynet_captions/{split}.json", "data_modules.formats.activitynet_captions:read_activitynet_captions"),
+    # instruction-format tasks (open_qa samples): GroundVTS stages 1-2 (LLaVA-Video) and 3 (Grounding-FT)
+    "llava_video": ("llava_video/{split}.json", "data_modules.formats.llava_video:read_llava_video"),
+    "grounding_ft": ("grounding_ft/{split}.json", "data_modules.formats.llava_video:read_instructions"),
+    "charades_sta_ft": ("charades_sta/{split}.txt", "data_modules.tasks.grounding_templates:read_charades_sta_ft"),
+    "qvhighlights_ft": ("qvhighlights/{split}.jsonl", "data_modules.tasks.grounding_templates:read_qvhighlights_ft"),
+    "activitynet_captions_ft": ("activitynet_captions/{split}.json", "data_modules.tasks.grounding_templates:read_activitynet_ft"),
 }
 
 

@@ -15,6 +15,8 @@ SUITES = {
     "video": "groundlight.bench.video:run",
     "generation": "groundlight.bench.model:run_generation",
     "sft": "groundlight.bench.model:run_sft_step",
+    "groundvts": "groundlight.bench.groundvts:run",
+    "self_consistency": "groundlight.bench.self_consistency:run",
 }
 
 

@@ -96,3 +96,13 @@ def test_resume_from_checkpoint_gives_identical_losses(synth_dir, tmp_path, monk
     resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=checkpoint, weights_only=True)
     assert len(full.losses) == 2 * len(tail.losses) > 0
     assert full.losses[len(tail.losses):] == tail.losses
+
+
+def test_wandb_config_runs_offline(synth_dir, tmp_path, monkeypatch):
+    """The wandb logger config composes with an experiment and never needs the network."""
+    monkeypatch.chdir(tmp_path)  # the config's relative save_dir lands here
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    main(["fit", "--config", str(ROOT / "experiments/sft/synth.yaml"), "--config", str(ROOT / "experiments/base/wandb.yaml"),
+          "--data.init_args.data_dir", str(synth_dir), "--runs_dir", str(tmp_path / "runs"),
+          "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"])  # fast_dev_run would mute loggers
+    assert list(tmp_path.rglob("*.wandb")), "no offline wandb run was written"

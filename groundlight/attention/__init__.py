@@ -1,0 +1,1 @@
+"""Attention probe, sink tokens, head selection and matching, quality scores, steering."""

@@ -1,0 +1,55 @@
+"""The shared module's guards: a non-finite loss or an answerless batch never reaches the optimizer."""
+
+import math
+
+import torch
+
+from data_modules.samples import VideoSample
+from groundlight.losses import answer_cross_entropy
+from groundlight.methods.base import GroundingModule, OptimizerConfig
+
+
+class FixedLoss(GroundingModule):
+    def __init__(self, backbone, value):
+        super().__init__(backbone)
+        self.value = value
+
+    def loss(self, batch):
+        return torch.tensor(self.value, requires_grad=True), {}
+
+
+def test_nonfinite_loss_is_skipped_and_counted(tiny_backbone):
+    module = FixedLoss(tiny_backbone, float("nan"))
+    module.log = lambda *args, **kwargs: None
+    samples = [VideoSample(f"s{i}", "v.mp4", "verify", "statement", label=True) for i in range(2)]
+    batch = {"samples": samples, "skipped_videos": 0}
+    assert module.training_step(batch, 0) is None
+    assert module.training_step(batch, 1) is None
+    assert module.skipped_batches == 2
+
+
+def test_finite_loss_passes_through(tiny_backbone):
+    module = FixedLoss(tiny_backbone, 0.5)
+    module.log = lambda *args, **kwargs: None
+    assert module.training_step({"samples": ["a"], "skipped_videos": 0}, 0).item() == 0.5
+
+
+def test_answerless_batch_gives_nan_for_the_guard():
+    """No label differs from -100: 0/0 → NaN, which the training step then skips."""
+    loss, diagnostics = answer_cross_entropy(torch.zeros(1, 4, 7), torch.full((1, 4), -100))
+    assert math.isnan(loss.item()) and diagnostics["answer_tokens"] == 0
+
+
+def test_cross_entropy_by_hand():
+    """Uniform logits over V=4 on the one answer token: loss = ln 4 = 1.3863."""
+    labels = torch.tensor([[-100, -100, 2, -100]])
+    loss, diagnostics = answer_cross_entropy(torch.zeros(1, 4, 4), labels)
+    assert abs(loss.item() - math.log(4)) < 1e-6 and diagnostics["answer_tokens"] == 1
+
+
+def test_schedule_warmup_then_cosine_to_floor():
+    config = OptimizerConfig(warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert config.factor(0, 110) == 0.1  # (0 + 1) / 10
+    assert config.factor(9, 110) == 1.0
+    assert abs(config.factor(60, 110) - 0.55) < 1e-9  # halfway: 0.1 + 0.9 * 0.5
+    assert abs(config.factor(110, 110) - 0.1) < 1e-9
