@@ -10,8 +10,6 @@ Three steps on the same model and batch, measured interleaved in one process:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import statistics
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,28 +19,12 @@ import torch
 
 from data_modules.samples import VideoSample
 from groundlight.attention.probe import decoder_layers, last_prompt_positions
-from groundlight.bench.model import make_items, peak_rss_delta, sft_step, tiny_backbone
+from groundlight.bench.model import make_items, peak_rss_delta, return_freed_memory, sft_step, tiny_backbone
 from groundlight.callbacks import write_json_atomic
 from groundlight.losses import answer_cross_entropy
 from groundlight.methods.self_consistency import ConsistencyOptions, PathwayAttention, SelfConsistencyModule
 
 LAYER = 1
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-
-
-def return_freed_memory() -> bool:
-    """Make glibc give large freed blocks back at once, so RSS growth tracks live tensors.
-
-    By default glibc raises its mmap threshold after the first large free and then keeps
-    freed memory, so a warmed-up step shows almost no RSS growth whatever it allocates.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024))
-
-
 def sc_batch(backbone: Any, frames: int, side: int) -> dict[str, Any]:
     items = make_items(backbone, 1, frames=frames, side=side)
     sample = VideoSample("bench:0", "bench.mp4", "moment_retrieval", "the red circle appears.",
