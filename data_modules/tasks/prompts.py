@@ -50,6 +50,9 @@ def build_example(sample: VideoSample, templates: PromptTemplates, duration: flo
     if sample.task == "verify":
         prompt = templates.verify.format(statement=sample.query.strip())
         return {"prompt": prefix + prompt, "answer": "yes" if sample.label else "no"}
+    if sample.task == "open_qa" and sample.answer_text is not None:
+        # instruction-format samples (LLaVA-Video, Grounding-FT): the query is the whole user turn
+        return {"prompt": prefix + sample.query.strip(), "answer": sample.answer_text}
     raise ValueError(f"{sample.source or sample.sample_id}: no prompt builder for task {sample.task!r}")
 
 

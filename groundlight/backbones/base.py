@@ -56,6 +56,25 @@ class VisualInput:
     seconds_per_step: float
 
 
+@dataclass
+class KeptOutput:
+    """A forward pass over the kept tokens only (see :meth:`VideoBackbone.forward_kept`).
+
+    Attributes:
+        logits: ``(B, K, V)`` over the kept (gathered) sequence.
+        labels: ``(B, K)`` labels aligned with ``logits``, ``-100`` off the answer; ``None`` without labels.
+        attention_mask: ``(B, K)`` the mask the LLM saw.
+        index: ``(B, K)`` original sequence position of each column, ``-1`` for padding.
+        position_ids: the position ids the LLM saw (family layout; Qwen: ``(3, B, K)``).
+    """
+
+    logits: torch.Tensor
+    labels: torch.Tensor | None
+    attention_mask: torch.Tensor
+    index: torch.Tensor
+    position_ids: torch.Tensor
+
+
 class VideoProcessor(ABC):
     """Picklable preprocessing half of a backbone; DataLoader workers run it."""
 
@@ -100,6 +119,36 @@ class VideoBackbone(nn.Module, ABC):
     def frame_index(batch: dict[str, Any]) -> torch.Tensor:
         """``(B, L)`` frame shown at each position, ``-1`` where non-visual."""
         return batch["frame_index"]
+
+    # Token keeping (query-guided visual token sampling). Optional: a family that does not
+    # implement them cannot run GroundVTS-style methods, and says so.
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the LLM's input embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
+
+    def projector_parameters(self) -> list[nn.Parameter]:
+        """The multimodal projector's parameters (vision features → LLM embeddings)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
+
+    def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """``(B, L, D)`` LLM input embeddings with the projected visual features in the visual slots."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
+
+    def forward_kept(self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor,
+                     mode: str = "gather", positions: str = "original") -> KeptOutput:
+        """Teacher-forced pass over ``embeds`` where ``keep`` ``(B, L)`` is true.
+
+        Kept tokens keep their full-sequence position ids (``positions="contiguous"``
+        renumbers them as if there were no gaps). ``mode="gather"`` shrinks the sequence;
+        ``"mask"`` keeps it and masks the dropped tokens out of attention.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
+
+    def generate_kept(self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor, max_new_tokens: int,
+                      mode: str = "gather", positions: str = "original", use_cache: bool = True) -> list[str]:
+        """Greedy generation over the kept tokens; dropped tokens are never attended, cache or not."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

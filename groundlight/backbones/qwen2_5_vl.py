@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForCondition
 
 from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
 from groundlight.backbones.lora import apply_lora, freeze_modules
+from groundlight.backbones.qwen2_5_vl_sampling import QwenTokenKeep
 from groundlight.backbones.tokenizer import build_tokenizer
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -147,9 +148,40 @@ class QwenVideoProcessor(VideoProcessor):
             "second_per_grid_ts": torch.tensor([v.seconds_per_step for v in visuals], dtype=torch.float),
             "frame_index": frame_index,
         }
+        batch["query_mask"] = self._query_mask(items, rows, length)
+        batch["frame_seconds"] = [v.timestamps[v.token_frame].float() for v in visuals]
         if with_answer:
             batch["labels"] = labels
         return batch
+
+    def query_flags(self, prompt: str, query: str, visual: VisualInput) -> list[bool]:
+        """Per prompt token (as :meth:`prompt_ids` lays them out): does it overlap the query's text?
+
+        The query is located in the prompt by its last occurrence; tokens are matched by
+        character offsets, so BPE merges across the query's edges count as query tokens.
+        """
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
+        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
+        end = start + len(query)
+        flags = [a < end and b > start for a, b in encoded["offset_mapping"]]
+        at = encoded["input_ids"].index(self.tokenizer.convert_tokens_to_ids("<|video_pad|>"))
+        return flags[:at] + [False] * visual.num_tokens + flags[at + 1 :]
+
+    def _query_mask(self, items: list[dict[str, Any]], rows: list, length: int) -> torch.Tensor:
+        """``(B, L)`` bool: the user query's text tokens (``item["query"]``, else the sample's query)."""
+        mask = torch.zeros((len(items), length), dtype=torch.bool)
+        for b, (item, (ids, _, _)) in enumerate(zip(items, rows)):
+            sample = item.get("sample")
+            query = item.get("query", getattr(sample, "query", "") or "").strip()
+            flags = torch.tensor(self.query_flags(item["prompt"], query, item["visual"]), dtype=torch.bool)
+            start = length - len(ids)
+            mask[b, start : start + len(flags)] = flags
+        return mask
 
     def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor]:
         visual: VisualInput = item["visual"]
@@ -218,7 +250,7 @@ class TinyQwenConfig:
         )
 
 
-class Qwen25VLBackbone(VideoBackbone):
+class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
     """Qwen2.5-VL: ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
 
     Args:

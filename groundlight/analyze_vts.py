@@ -1,0 +1,57 @@
+"""``groundlight analyze vts``: kept-token density plots (paper Fig. 5) and the density/GT overlap.
+
+    groundlight predict --config experiments/groundvts/synth_stage3.yaml --ckpt_path <ckpt> \\
+        --predictions runs/groundvts/synth/predictions.jsonl
+    groundlight analyze vts runs/groundvts/synth/predictions.jsonl --out runs/groundvts/synth/density
+
+``--science <root>`` also gathers ``<root>/<variant>/summary.json`` (token_level, frame_level,
+random, uniform, no_pe test runs) with the density overlap into ``<root>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from groundlight.callbacks import write_json_atomic
+from groundlight.viz.vts import density_overlap, plot_density
+
+
+VARIANTS = ("token_level", "frame_level", "random", "uniform", "no_pe")
+
+
+def science_summary(root: Path, density: dict) -> dict:
+    """mIoU per variant (absent when its run is missing) plus the kept-token density overlap."""
+    summary: dict = {k: density[k] for k in ("kept_in_gt_fraction", "gt_fraction")}
+    for variant in VARIANTS:
+        path = root / variant / "summary.json"
+        if path.exists():
+            run = json.loads(path.read_text())
+            summary[variant] = {"mIoU": run.get("mIoU"), "R1@0.5": run.get("R1@0.5"), "config": run.get("config")}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="groundlight analyze vts", description=__doc__.splitlines()[0])
+    parser.add_argument("predictions", type=Path, help="jsonl of a GroundVTS predict run")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs and density.json")
+    parser.add_argument("--limit", type=int, default=8, help="plots to draw (first N records)")
+    parser.add_argument("--science", type=Path, default=None, help="run root holding the variants' test summaries")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    records = [json.loads(line) for line in args.predictions.read_text().splitlines() if line.strip()]
+    records = [r for r in records if "vts_kept" in r]
+    if not records:
+        raise SystemExit(f"{args.predictions}: no GroundVTS records (run `groundlight predict` with a GroundVTS config)")
+    for record in records[: args.limit]:
+        plot_density(record, args.out / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', record['sample_id'])}.png")
+    summary = density_overlap(records) | {"records": len(records), "plots": min(args.limit, len(records))}
+    write_json_atomic(args.out / "density.json", summary)
+    print(json.dumps(summary))
+    if args.science is not None:
+        science = science_summary(args.science, summary)
+        write_json_atomic(args.science / "summary.json", science)
+        print(json.dumps(science))
+    return 0

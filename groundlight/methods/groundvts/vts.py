@@ -1,0 +1,268 @@
+"""The Visual Token Sampling module of GroundVTS (paper Sec. 3.3, Eq. 2-7).
+
+Given the LLM input embeddings of a batch (visual features already projected into the
+visual slots), the visual mask and the query mask, it scores each visual token against
+the pooled query, keeps ``K = ceil(rho * N_v)`` of them and re-weights the kept ones.
+The backbone then runs the LLM on the kept tokens only (``forward_kept``).
+
+Selection strategies (the paper's Table 5 at a matched budget):
+
+* ``token``: Eq. 2-7, one score per visual token.
+* ``frame``: mean-pool each temporal token group, score the groups, keep the top groups'
+  tokens (``K`` counts groups).
+* ``random``: a uniformly random ``K`` tokens, equal weights.
+
+``selection: paper`` is Eq. 4-6: Gumbel noise on ``log w``, a hard top-K in the forward
+pass and the relaxed softmax ``z`` in the backward pass (straight-through). At eval the
+noise is off. ``selection: released`` is what the public code does: a hard top-K on ``w``
+with no noise and no straight-through term (``w`` still gets gradients through Eq. 7).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VTSConfig:
+    """Options of the VTS module.
+
+    Attributes:
+        keep_ratio: rho in (0, 1]; ``K = ceil(rho * N_v)`` (paper: 0.5).
+        hidden_size: D_r of W_v, W_q (paper: 512 for Qwen, 128 for InternVL).
+        temperature: tau of Eq. 3.
+        gumbel_temperature: tau_g of Eq. 4.
+        weight_temperature: tau' of Eq. 7.
+        selection: ``paper`` (Gumbel + STE) or ``released`` (hard top-K, no noise, no STE).
+        strategy: ``token`` | ``frame`` | ``random`` (Table 5 baselines at the same budget).
+        query_pooling: ``query`` pools the user query's tokens only; ``released`` pools every
+            non-visual token as the public code does, which includes the answer tokens during
+            teacher-forced training and so leaks the answer into the scores.
+        rescale: ``none`` is Eq. 7 as written (kept weights sum to 1, tokens shrink by ~1/K);
+            ``K`` multiplies the weights by K so kept tokens keep their scale on average.
+        mlp: ``residual`` (x + MLP(x), output layer zero-initialised: identity at start, so a
+            pretrained LLM is undisturbed before warm-up), ``plain`` (MLP(x), as released), ``none``.
+        min_keep: a video with at most this many visual tokens keeps all of them (logged).
+    """
+
+    keep_ratio: float = 0.5
+    hidden_size: int = 512
+    temperature: float = 1.0
+    gumbel_temperature: float = 1.0
+    weight_temperature: float = 1.0
+    selection: Literal["paper", "released"] = "paper"
+    strategy: Literal["token", "frame", "random"] = "token"
+    query_pooling: Literal["query", "released"] = "query"
+    rescale: Literal["none", "K"] = "K"
+    mlp: Literal["residual", "plain", "none"] = "residual"
+    min_keep: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.keep_ratio <= 1:
+            raise ValueError(f"vts.keep_ratio (rho) must be in (0, 1], got {self.keep_ratio}")
+        for name, value, allowed in (
+            ("selection", self.selection, ("paper", "released")), ("strategy", self.strategy, ("token", "frame", "random")),
+            ("query_pooling", self.query_pooling, ("query", "released")), ("rescale", self.rescale, ("none", "K")),
+            ("mlp", self.mlp, ("residual", "plain", "none")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"vts.{name} must be one of {allowed}, got {value!r}")
+        if min(self.temperature, self.gumbel_temperature, self.weight_temperature) <= 0:
+            raise ValueError("vts temperatures must be positive")
+
+
+@dataclass
+class VTSOutput:
+    """What the VTS hands the backbone, plus what analysis needs.
+
+    Attributes:
+        embeds: ``(B, L, D)`` input embeddings, kept visual tokens re-weighted (dropped ones untouched: never read).
+        keep: ``(B, L)`` bool, true on every non-visual position and on kept visual tokens.
+        relevance: ``(B, L)`` w of Eq. 3 on visual positions (0 elsewhere).
+        kept_fraction: kept visual tokens / visual tokens over the batch.
+    """
+
+    embeds: torch.Tensor
+    keep: torch.Tensor
+    relevance: torch.Tensor
+    kept_fraction: torch.Tensor
+
+
+def visual_columns(visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence positions of each row's visual tokens, in order, padded: ``(B, N)`` index and validity."""
+    counts = visual.sum(1)
+    order = torch.sort((~visual).to(torch.int8), dim=1, stable=True).indices
+    width = max(int(counts.max()), 1)
+    index = order[:, :width]
+    valid = torch.arange(width, device=visual.device).unsqueeze(0) < counts.unsqueeze(1)
+    return index, valid
+
+
+def take_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[b, index[b, n]]`` for ``(B, L, D)`` values: a row gather, much cheaper than ``gather`` on CPU."""
+    batch, length, dim = values.shape
+    flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * length).reshape(-1)
+    return values.reshape(batch * length, dim).index_select(0, flat).view(*index.shape, dim)
+
+
+def put_rows(values: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """A copy of ``(B, L, D)`` ``values`` with ``values[b, index[b, n]] = rows[b, n]`` (indices distinct per row)."""
+    batch, length, dim = values.shape
+    flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * length).reshape(-1)
+    return values.reshape(batch * length, dim).index_copy(0, flat, rows.reshape(-1, dim)).view(batch, length, dim)
+
+
+def to_tokens(values: torch.Tensor, unit: torch.Tensor | None) -> torch.Tensor:
+    """Per-unit values ``(B, U)`` → per-token ``(B, N)``; ``unit=None`` means units are tokens."""
+    return values if unit is None else values.gather(1, unit)
+
+
+def group_units(frame_index: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` unit id per visual token: consecutive tokens showing the same frame share a unit."""
+    change = torch.zeros_like(frame_index, dtype=torch.long)
+    change[:, 1:] = (frame_index[:, 1:] != frame_index[:, :-1]).long()
+    return (change.cumsum(1)).masked_fill(~valid, 0)
+
+
+def top_k_mask(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` bool: the ``k[b]`` highest valid scores of each row."""
+    order = scores.masked_fill(~valid, float("-inf")).argsort(dim=1, descending=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return (rank < k.unsqueeze(1)) & valid
+
+
+def sample_gumbel(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+    uniform = torch.rand(shape, device=like.device, dtype=like.dtype).clamp(1e-9, 1 - 1e-9)
+    return -torch.log(-torch.log(uniform))
+
+
+def straight_through_top_k(log_w: torch.Tensor, valid: torch.Tensor, k: torch.Tensor, tau_g: float,
+                           noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4-6: ``z~ = z_hard + z - stopgrad(z)`` with ``z = softmax((log w + g) / tau_g)``.
+
+    The hard top-K is taken on the same perturbed scores as ``z`` (Gumbel top-K
+    sampling); ``noise=None`` (eval) makes it the deterministic top-K of ``w``.
+    Returns ``(z_tilde, z_hard)``.
+    """
+    perturbed = log_w if noise is None else log_w + noise
+    perturbed = perturbed.masked_fill(~valid, float("-inf"))
+    z = torch.softmax(perturbed / tau_g, dim=1)
+    hard = top_k_mask(perturbed, valid, k)
+    return hard.to(z.dtype) + z - z.detach(), hard
+
+
+def kept_weights(w: torch.Tensor, z_tilde: torch.Tensor, tau_prime: float) -> torch.Tensor:
+    """Eq. 7: ``w^_i = exp(w_i / tau') z~_i / sum_j exp(w_j / tau') z~_j``."""
+    numerator = torch.exp(w / tau_prime) * z_tilde
+    return numerator / numerator.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+class VisualTokenSampler(nn.Module):
+    """W_v, W_q (Eq. 2), the relevance softmax (Eq. 3), differentiable top-K (Eq. 4-6), Eq. 7 and the MLP."""
+
+    def __init__(self, embedding_dim: int, config: VTSConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.visual_proj = nn.Linear(embedding_dim, config.hidden_size, bias=False)
+        self.query_proj = nn.Linear(embedding_dim, config.hidden_size, bias=False)
+        self.mlp = None
+        if config.mlp != "none":
+            self.mlp = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.ReLU(), nn.Linear(embedding_dim, embedding_dim))
+            if config.mlp == "residual":
+                nn.init.zeros_(self.mlp[2].weight), nn.init.zeros_(self.mlp[2].bias)
+
+    def pool_query(self, embeds: torch.Tensor, query_mask: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """Pool(Q) of Eq. 2: masked mean over the query tokens, ``(B, D)``."""
+        mask = query_mask if self.config.query_pooling == "query" else text_mask
+        counts = mask.sum(1)
+        if bool((counts == 0).any()):
+            rows = (counts == 0).nonzero().flatten().tolist()
+            raise ValueError(f"batch rows {rows} have no query text tokens: the prompt must contain the query "
+                             f"(collate marks it as `query_mask`); got an empty or missing query")
+        weights = (mask / counts.unsqueeze(-1)).to(embeds.dtype).unsqueeze(1)
+        return torch.bmm(weights, embeds).squeeze(1)
+
+    def budget(self, units: torch.Tensor) -> torch.Tensor:
+        """K per row: ``ceil(rho * units)``, all of a too-short video (logged)."""
+        k = torch.ceil(units.float() * self.config.keep_ratio).long().clamp(min=1)
+        short = units <= self.config.min_keep
+        if self.config.keep_ratio < 1 and bool(short.any()):
+            log.info("VTS: %d video(s) have <= %d visual units; keeping all of them", int(short.sum()), self.config.min_keep)
+        return torch.where(short, units, torch.minimum(k, units))
+
+    def forward(self, embeds: torch.Tensor, visual: torch.Tensor, query_mask: torch.Tensor,
+                attention_mask: torch.Tensor, frame_index: torch.Tensor) -> VTSOutput:
+        index, valid = visual_columns(visual)
+        tokens = take_rows(embeds, index)
+        unit, unit_valid, unit_features = self._units(tokens, valid, frame_index.gather(1, index))
+        query = self.pool_query(embeds, query_mask, ~visual & attention_mask.bool())
+        scores = torch.einsum("bnr,br->bn", self.visual_proj(unit_features), self.query_proj(query))
+        w = torch.softmax((scores / self.config.temperature).masked_fill(~unit_valid, float("-inf")), dim=1)
+        z_tilde = self._select(w, unit_valid)
+        weights = to_tokens(kept_weights(w, z_tilde, self.config.weight_temperature), unit)
+        hard = to_tokens(z_tilde.detach(), unit) > 0.5
+        weights = self._token_weights(weights, hard, valid)
+        out = self._reweight(embeds, index, weights, hard & valid)
+        keep = ~visual
+        keep = keep.scatter(1, index, hard | ~valid) | ~visual
+        relevance = torch.zeros_like(visual, dtype=w.dtype).scatter(1, index, torch.where(valid, to_tokens(w, unit), 0))
+        kept_fraction = (keep & visual).sum() / visual.sum().clamp(min=1)
+        return VTSOutput(out, keep, relevance.detach(), kept_fraction.detach())
+
+    def _reweight(self, embeds: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """Eq. 7's ``w^_i MLP(v_i)`` written over the kept tokens (the MLP runs on those only).
+
+        Dropped tokens keep their embeddings: the backbone removes them (``gather``) or masks
+        them out of attention (``mask``), so nothing reads them.
+        """
+        chosen, chosen_valid = visual_columns(kept)
+        positions = index.gather(1, chosen)
+        rows = take_rows(embeds, positions)
+        updated = weights.gather(1, chosen).unsqueeze(-1) * self._mlp(rows)
+        return put_rows(embeds, positions, torch.where(chosen_valid.unsqueeze(-1), updated, rows))
+
+    def _units(self, tokens: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor):
+        """Scoring units: tokens (``unit=None``), or temporal groups mean-pooled for ``strategy: frame``."""
+        if self.config.strategy != "frame":
+            return None, valid, tokens
+        unit = group_units(frames, valid)
+        count = int(unit.max()) + 1
+        sums = tokens.new_zeros(tokens.shape[0], count, tokens.shape[-1])
+        sums = sums.scatter_add(1, unit.unsqueeze(-1).expand_as(tokens), tokens * valid.unsqueeze(-1).to(tokens.dtype))
+        sizes = torch.zeros(tokens.shape[0], count, device=tokens.device).scatter_add(1, unit, valid.float())
+        unit_valid = sizes > 0
+        return unit, unit_valid, sums / sizes.clamp(min=1).unsqueeze(-1).to(tokens.dtype)
+
+    def _select(self, w: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """z~ over units (forward: the hard top-K mask)."""
+        k = self.budget(valid.sum(1))
+        if self.config.strategy == "random":
+            return top_k_mask(torch.rand_like(w), valid, k).to(w.dtype)
+        if self.config.selection == "released":
+            return top_k_mask(w, valid, k).to(w.dtype)
+        noise = sample_gumbel(w.shape, w) if self.training else None
+        z_tilde, _ = straight_through_top_k(torch.log(w.clamp(min=1e-30)), valid, k, self.config.gumbel_temperature, noise)
+        return z_tilde
+
+    def _token_weights(self, weights: torch.Tensor, hard: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Per-token weights: equal for ``random``; frame units share their weight among their tokens; rescale."""
+        kept = (hard & valid).sum(1, keepdim=True).clamp(min=1).to(weights.dtype)
+        if self.config.strategy == "random":
+            weights = (hard & valid).to(weights.dtype) / kept
+        elif self.config.strategy == "frame":
+            weights = weights * (hard & valid).to(weights.dtype)
+            weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
+        return weights * kept if self.config.rescale == "K" else weights
+
+    def _mlp(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.mlp is None:
+            return tokens
+        return tokens + self.mlp(tokens) if self.config.mlp == "residual" else self.mlp(tokens)
+

@@ -1,0 +1,31 @@
+"""The three GroundVTS stages chain through the real CLI, each from the previous checkpoint (slow)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from groundlight.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_three_stages_chain_through_the_cli(synth_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    previous = None
+    for stage in (1, 2, 3):
+        args = ["fit", "--config", f"experiments/groundvts/synth_stage{stage}.yaml", "--data.init_args.data_dir", str(synth_dir),
+                "--runs_dir", str(tmp_path), "--experiment", f"stage{stage}", "--trainer.logger", "false",
+                "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"]
+        if previous is not None:
+            args += ["--model.init_args.init_from", str(previous)]
+        main(args)
+        checkpoint = tmp_path / f"stage{stage}" / "checkpoints" / "last.ckpt"
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        if previous is not None:
+            before = torch.load(previous, map_location="cpu", weights_only=True)["state_dict"]
+            frozen = [k for k in state if "visual.blocks" in k]
+            assert frozen and all(torch.equal(state[k], before[k]) for k in frozen)
+            assert any(not torch.equal(state[k], before[k]) for k in state if k.startswith("vts."))
+        previous = checkpoint

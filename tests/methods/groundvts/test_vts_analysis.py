@@ -1,0 +1,36 @@
+"""Kept-token density: overlap with the GT window by hand, the Fig. 5 PNG, the sweep YAML."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from groundlight.analyze_vts import main
+from groundlight.viz.vts import density_overlap
+
+ROOT = Path(__file__).resolve().parents[3]
+RECORD = {  # 4 groups of 4 tokens at 0, 2, 4, 6 s (centres 1, 3, 5, 7); GT [2, 6] holds groups 2 and 3
+    "sample_id": "charades_sta/test.txt:1", "query": "the red circle appears.", "windows": [[2.0, 6.0]],
+    "parsed": [2.0, 5.0], "vts_seconds": [0.0, 2.0, 4.0, 6.0], "vts_tokens": [4, 4, 4, 4], "vts_kept": [0, 4, 3, 1],
+}
+
+
+def test_density_overlap_by_hand():
+    """kept in GT = (4 + 3) / 8 kept = 0.875; tokens in GT = 8 / 16 = 0.5."""
+    assert density_overlap([RECORD]) == {"kept_in_gt_fraction": 0.875, "gt_fraction": 0.5}
+
+
+def test_analyze_vts_writes_pngs_and_the_summary(tmp_path):
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(json.dumps(RECORD) + "\n" + json.dumps({**RECORD, "sample_id": "b"}) + "\n")
+    assert main([str(predictions), "--out", str(tmp_path / "density")]) == 0
+    pngs = sorted((tmp_path / "density").glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    summary = json.loads((tmp_path / "density" / "density.json").read_text())
+    assert summary["kept_in_gt_fraction"] == 0.875 and summary["records"] == 2
+
+
+def test_density_sweep_is_a_grid_over_fps_and_rho_with_a_block_command():
+    sweep = yaml.safe_load((ROOT / "experiments/sweeps/groundvts_density.yaml").read_text())
+    assert set(sweep["parameters"]) == {"data.init_args.sampling.fps", "model.init_args.vts.keep_ratio"}
+    assert isinstance(sweep["command"], list) and "${args}" in sweep["command"]
