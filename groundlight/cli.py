@@ -20,6 +20,8 @@ TOOLS = {
     "eval": "groundlight.evaluate.cli:main",
     "demo": "groundlight.demo:main",
     "bench": "groundlight.bench:main",
+    "sweep": "groundlight.tools.sweep:main",
+    "analyze": "groundlight.analyze:main",
 }
 
 
