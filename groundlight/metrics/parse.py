@@ -67,11 +67,38 @@ def parse_windows(text: str, sort: bool = True) -> list[tuple[float, float]]:
     return windows
 
 
+# Option letters, most explicit first: the whole answer is a letter ("B", "(b)", "B."), a
+# leading letter with a delimiter ("(B) a dog", "B. a dog"), a letter after "answer",
+# "option" or "choice" ("Answer: B", "the answer is (b)"), then any bracketed letter.
+# A lower-case letter after a keyword needs a delimiter, so "the answer is a dog" is
+# not read as option A.
 _LETTER_PATTERNS = [
-    re.compile(r"^\s*\(?([A-Za-z])\)?\s*(?:[.:)\]]|$)"),
-    re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?([A-Za-z])\)?(?:[.:)\s]|$)", re.I),
+    re.compile(r"^\s*[(\[]?([A-Za-z])[)\].:]?\s*$"),
+    re.compile(r"^\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Za-z])[.:)\]])(?=\s|$)"),
+    re.compile(r"\b(?i:answer|option|choice)(?:\s+(?i:is))?\s*:?\s*"
+               r"\(?(?:([A-Z])\b|([a-z])(?=[.:)\]]|\s*$))"),
     re.compile(r"\(([A-Za-z])\)"),
 ]
+
+
+def _normalise_option(text: str) -> str:
+    return text.strip().strip("\"'").strip().rstrip(".!").strip().lower()
+
+
+def _option_by_text(text: str, options: Sequence[str]) -> int | None:
+    """The option whose text is the answer, or the one option named in it (as a phrase).
+
+    An option contained in another named option ("blue" in "blue star") gives way to it.
+    """
+    answer = _normalise_option(text)
+    exact = [i for i, o in enumerate(options) if _normalise_option(o) == answer]
+    if len(exact) == 1:
+        return exact[0]
+    named = [i for i, o in enumerate(options) if _normalise_option(o)
+             and re.search(rf"(?<!\w){re.escape(_normalise_option(o))}(?!\w)", answer)]
+    longest = [i for i in named if not any(
+        i != j and _normalise_option(options[i]) in _normalise_option(options[j]) for j in named)]
+    return longest[0] if len(longest) == 1 else None
 
 
 def parse_choice(text: str, options: Sequence[str]) -> int | None:
@@ -84,16 +111,10 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
         return None
     for pattern in _LETTER_PATTERNS:
         match = pattern.search(text)
-        if match:
-            index = ord(match.group(1).upper()) - ord("A")
-            if 0 <= index < len(options):
-                return index
-    lowered = text.strip().lower().rstrip(".")
-    exact = [i for i, o in enumerate(options) if o.strip().lower().rstrip(".") == lowered]
-    if len(exact) == 1:
-        return exact[0]
-    contained = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in lowered]
-    return contained[0] if len(contained) == 1 else None
+        letter = next((g for g in match.groups() if g), None) if match else None
+        if letter is not None and 0 <= ord(letter.upper()) - ord("A") < len(options):
+            return ord(letter.upper()) - ord("A")
+    return _option_by_text(text, options)
 
 
 def format_window(start: float, end: float, decimals: int = 1) -> str:
