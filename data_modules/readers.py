@@ -14,6 +14,8 @@ TASK_FILES = {
     "mcq": ("mcq/{split}.json", "data_modules.formats.mcq:read_mcq"),
     "verify": ("verify/{split}.jsonl", "data_modules.formats.verify:read_verify"),
     "keyframes": ("keyframes/{split}.json", "data_modules.formats.keyframes:read_keyframes"),
+    "fitnessqa": ("fitnessqa/{split}.json", "data_modules.formats.fitnessqa:read_fitnessqa"),
+    "expertaf": ("expertaf/{split}.json", "data_modules.formats.expertaf:read_expertaf"),
     "activitynet_captions": ("activitynet_captions/{split}.json", "data_modules.formats.activitynet_captions:read_activitynet_captions"),
     # instruction-format tasks (open_qa samples): GroundVTS stages 1-2 (LLaVA-Video) and 3 (Grounding-FT)
     "llava_video": ("llava_video/{split}.json", "data_modules.formats.llava_video:read_llava_video"),

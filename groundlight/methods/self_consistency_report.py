@@ -1,0 +1,64 @@
+"""Collect `make self-consistency-synth`'s runs into ``<root>/summary.json``.
+
+Expected under ``--root`` (the Makefile writes them):
+
+- ``sft/summary.json``, ``sc/summary.json``: test metrics of the two trained runs;
+- ``sft/attention/attention.json``, ``sc/attention/attention.json``: ``groundlight analyze attention``;
+- ``steer_{none,uniform,proportional}/summary.json``: the SFT checkpoint tested with
+  :class:`~groundlight.attention.steering.AttentionSteering` on ground-truth keyframes.
+
+``accuracy`` is the synthetic MCQ (``keyframes`` task) accuracy, ``keyframe_auroc`` the probed
+layer's head-averaged attention AUROC against keyframes on test, ``mIoU`` moment retrieval.
+A missing run is reported as ``null``, never filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from groundlight.callbacks import write_json_atomic
+
+STEER_MODES = ("none", "uniform", "proportional")
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_summary(root: Path, name: str, layer: int) -> dict[str, Any]:
+    """``accuracy``, ``mIoU`` and ``keyframe_auroc`` of one trained run."""
+    test = _read(root / name / "summary.json") or {}
+    attention = _read(root / name / "attention" / "attention.json")
+    auroc = None
+    if attention is not None:
+        layers = attention["layers"]["keyframe_auroc"]
+        auroc = layers[layer] if layer < len(layers) else None
+    return {"accuracy": test.get("mcq_accuracy"), "mIoU": test.get("mIoU"), "keyframe_auroc": auroc,
+            "mcq_parse_failed": test.get("mcq_parse_failed")}
+
+
+def collect(root: Path, layer: int, seed: int) -> dict[str, Any]:
+    steer = {mode: {"accuracy": (_read(root / f"steer_{mode}" / "summary.json") or {}).get("mcq_accuracy")}
+             for mode in STEER_MODES}
+    return {"sft": run_summary(root, "sft", layer), "sc": run_summary(root, "sc", layer), "steer": steer,
+            "layer": layer, "seed": seed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m groundlight.methods.self_consistency_report", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("runs/self_consistency/synth"))
+    parser.add_argument("--layer", type=int, default=1, help="the probed layer (synth.yaml: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="the runs' seed, recorded in the summary")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    summary = collect(args.root, args.layer, args.seed)
+    write_json_atomic(args.root / "summary.json", summary)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""`make self-consistency-synth`'s collector, and the SFT/SC configs starting from identical weights."""
+
+import json
+from pathlib import Path
+
+import torch
+
+from groundlight.methods.self_consistency_report import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_report_collects_runs_and_leaves_missing_ones_null(tmp_path):
+    def put(relative, data):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(json.dumps(data))
+
+    put("sft/summary.json", {"mcq_accuracy": 0.25, "mIoU": 0.4, "mcq_parse_failed": 0.0})
+    put("sc/summary.json", {"mcq_accuracy": 0.5, "mIoU": 0.45})
+    put("sft/attention/attention.json", {"layers": {"keyframe_auroc": [0.9, 0.55]}})
+    put("sc/attention/attention.json", {"layers": {"keyframe_auroc": [0.8, 0.7]}})
+    put("steer_proportional/summary.json", {"mcq_accuracy": 0.75})
+    assert main(["--root", str(tmp_path), "--layer", "1"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sft"] == {"accuracy": 0.25, "mIoU": 0.4, "keyframe_auroc": 0.55, "mcq_parse_failed": 0.0}
+    assert summary["sc"]["accuracy"] == 0.5 and summary["sc"]["keyframe_auroc"] == 0.7
+    assert summary["steer"] == {"none": {"accuracy": None}, "uniform": {"accuracy": None}, "proportional": {"accuracy": 0.75}}
+
+
+def test_sft_and_self_consistency_configs_start_from_the_same_weights(synth_dir):
+    from groundlight.cli import lightning_main
+
+    def weights(config):
+        cli = lightning_main(["--config", str(ROOT / "experiments/self_consistency" / config),
+                              "--data.init_args.data_dir", str(synth_dir)], run=False)
+        return cli.model.backbone.state_dict()
+
+    sft, sc = weights("synth_sft.yaml"), weights("synth.yaml")
+    assert sft.keys() == sc.keys()
+    assert all(torch.equal(sft[k], sc[k]) for k in sft)
