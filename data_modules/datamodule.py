@@ -108,17 +108,26 @@ def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answe
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A permutation fixed by ``(seed, epoch)``, so a resumed run sees the same order."""
+    """A permutation fixed by ``(seed, epoch)``, so a resumed run sees the same order.
 
-    def __init__(self, length: int, seed: int) -> None:
+    With ``easy`` indices and ``easy_epochs``, the first epochs draw only from the easy
+    samples (reshuffled as often as needed), keeping the epoch length unchanged.
+    """
+
+    def __init__(self, length: int, seed: int, easy: Sequence[int] = (), easy_epochs: int = 0) -> None:
         self.length, self.seed, self.epoch = length, seed, 0
+        self.easy, self.easy_epochs = torch.tensor(list(easy), dtype=torch.long), easy_epochs
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        if self.epoch >= self.easy_epochs or len(self.easy) == 0:
+            return iter(torch.randperm(self.length, generator=generator).tolist())
+        rounds = -(-self.length // len(self.easy))
+        order = torch.cat([self.easy[torch.randperm(len(self.easy), generator=generator)] for _ in range(rounds)])
+        return iter(order[: self.length].tolist())
 
     def __len__(self) -> int:
         return self.length
@@ -142,6 +151,8 @@ class GroundingDataModule(L.LightningDataModule):
             instruction tasks, evaluate on ``charades_sta``).
         train_limits: cap on training samples per task (first N in file order), to balance a
             task mix, e.g. ``{mcq: 1000}``.
+        curriculum_epochs: train the first N epochs on clips without distractors only
+            (embedded benchmark), then on everything.
         seed: shuffling seed.
     """
 
@@ -164,6 +175,7 @@ class GroundingDataModule(L.LightningDataModule):
         seed: int = 0,
         eval_tasks: list[str] | None = None,
         train_limits: dict[str, int] | None = None,
+        curriculum_epochs: int = 0,
     ) -> None:
         super().__init__()
         if on_bad_video not in ("raise", "skip"):
@@ -176,6 +188,7 @@ class GroundingDataModule(L.LightningDataModule):
         self.max_eval_samples, self.seed = max_eval_samples, seed
         self.eval_tasks = list(eval_tasks) if eval_tasks is not None else None
         self.train_limits = dict(train_limits or {})
+        self.curriculum_epochs = curriculum_epochs
         self.processor: Any = None
         self.datasets: dict[str, VideoTaskDataset] = {}
 
@@ -210,11 +223,24 @@ class GroundingDataModule(L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size if with_answer else self.eval_batch_size,
-            sampler=EpochShuffleSampler(len(data), self.seed) if shuffle else None,
+            sampler=EpochShuffleSampler(len(data), self.seed, self._easy_indices(data), self.curriculum_epochs)
+            if shuffle
+            else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=with_answer),
         )
+
+    def _easy_indices(self, data: VideoTaskDataset) -> list[int]:
+        """Samples without distractors, for the curriculum (the embedded benchmark records them)."""
+        if not self.curriculum_epochs:
+            return []
+        if not (self.data_dir / "meta.json").exists():
+            raise ValueError("curriculum_epochs needs difficulty labels: only the embedded benchmark (meta.json) has them")
+        from data_modules.synthetic import annotate_difficulty
+
+        annotate_difficulty(data.samples, self.data_dir)
+        return [i for i, s in enumerate(data.samples) if s.meta["n_distractors"] == 0]
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("fit", with_answer=True, shuffle=True)

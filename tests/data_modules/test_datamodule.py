@@ -61,3 +61,15 @@ def test_malformed_annotation_names_file_and_line(synth_dir, tmp_path, tiny_back
 def test_bad_on_bad_video_value_rejected():
     with pytest.raises(ValueError, match="on_bad_video"):
         GroundingDataModule(on_bad_video="ignore")
+
+
+def test_epoch_sampler_is_seeded_per_epoch_and_curriculum_draws_easy_first():
+    from data_modules.datamodule import EpochShuffleSampler
+
+    sampler = EpochShuffleSampler(10, seed=3, easy=[1, 4], easy_epochs=2)
+    first = list(sampler)
+    assert len(first) == 10 and set(first) == {1, 4}
+    assert list(sampler) == first  # same epoch, same order (resume)
+    sampler.set_epoch(2)
+    assert sorted(sampler) == list(range(10))
+    assert list(EpochShuffleSampler(10, seed=3)) != list(EpochShuffleSampler(10, seed=4))
