@@ -106,3 +106,16 @@ def test_wandb_config_runs_offline(synth_dir, tmp_path, monkeypatch):
           "--data.init_args.data_dir", str(synth_dir), "--runs_dir", str(tmp_path / "runs"),
           "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"])  # fast_dev_run would mute loggers
     assert list(tmp_path.rglob("*.wandb")), "no offline wandb run was written"
+
+
+HUB_CONFIGS = sorted((ROOT / "experiments" / "self_consistency" / "gpu").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", HUB_CONFIGS, ids=lambda p: p.stem)
+def test_hub_configs_parse_and_validate(config, monkeypatch, capsys):
+    """Configs that load hub weights are validated by the real parser (no instantiation, no download)."""
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "class_path" in capsys.readouterr().out
