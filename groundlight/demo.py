@@ -121,7 +121,7 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     trainer.fit(model, datamodule)
     print(f"trained in {time.time() - start:.0f} s", flush=True)
     test, train = datamodule.read("test", datamodule.max_eval_samples), datamodule.datasets["fit"].samples
-    durations = {s.video_path: s.duration for s in [*train, *test]} | durations_of(datamodule, [*train, *test])
+    durations = {s.video_path: s.duration for s in [*train, *test]} | durations_of([*train, *test])
     rows: dict[str, dict[str, float]] = {}
     rows["trained"], records = model_scores(trainer, model, datamodule, test)
     rows["untrained"], _ = model_scores(trainer, untrained, datamodule, test)
@@ -138,11 +138,12 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     return summary
 
 
-def durations_of(datamodule, samples: Sequence[VideoSample]) -> dict[str, float]:  # noqa: ANN001
-    """Durations of videos whose annotation does not state one (probed from the file)."""
+def durations_of(samples: Sequence[VideoSample]) -> dict[str, float]:
+    """Durations of videos whose annotation does not state one, probing each file once."""
     from data_modules.video import probe
 
-    return {s.video_path: probe(s.video_path).duration for s in samples if s.duration is None}
+    paths = {s.video_path for s in samples if s.duration is None}
+    return {path: probe(path).duration for path in paths}
 
 
 def main(argv: list[str] | None = None) -> int:
