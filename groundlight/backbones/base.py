@@ -83,13 +83,14 @@ class VideoProcessor(ABC):
         """Frames ``(T, H, W, 3)`` uint8 → :class:`VisualInput`."""
 
     @abstractmethod
-    def collate(self, items: list[dict[str, Any]], with_answer: bool) -> dict[str, Any]:
+    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
         """Batch prepared items (``visual``, ``prompt``, ``answer``) into model inputs.
 
         The batch always holds ``frame_index`` ``(B, L)``: the frame each position shows,
         ``-1`` for non-visual positions. With ``with_answer`` it holds ``labels`` with
         ``-100`` everywhere but the answer tokens; without, prompts are left-padded for
-        generation.
+        generation. Without ``with_pixels`` the pixel tensors are left out (not copied):
+        for a second prompt over videos whose pixels another batch already holds.
         """
 
     @abstractmethod

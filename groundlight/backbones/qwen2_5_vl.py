@@ -124,7 +124,7 @@ class QwenVideoProcessor(VideoProcessor):
     def answer_ids(self, answer: str) -> list[int]:
         return self.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
 
-    def collate(self, items: list[dict[str, Any]], with_answer: bool) -> dict[str, Any]:
+    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
         rows = [self._row(item, with_answer) for item in items]
         length = max(len(ids) for ids, _, _ in rows)
         pad_id = self.tokenizer.pad_token_id
@@ -143,11 +143,12 @@ class QwenVideoProcessor(VideoProcessor):
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "mm_token_type_ids": (frame_index >= 0).int() * 2,
-            "pixel_values_videos": torch.cat([v.pixel_values for v in visuals]),
             "video_grid_thw": torch.tensor([v.grid_thw for v in visuals], dtype=torch.long),
             "second_per_grid_ts": torch.tensor([v.seconds_per_step for v in visuals], dtype=torch.float),
             "frame_index": frame_index,
         }
+        if with_pixels:
+            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
         batch["query_mask"] = self._query_mask(items, rows, length)
         batch["frame_seconds"] = [v.timestamps[v.token_frame].float() for v in visuals]
         if with_answer:

@@ -176,9 +176,10 @@ class SelfConsistencyModule(GroundingModule):
              "prompt": verification_prompt(sample, answer, duration, self.verification)}
             for visual, sample, answer, duration in zip(batch["visuals"], batch["samples"], batch["answers"], batch["durations"])
         ]
-        collated = self.backbone.processor.collate(items, with_answer=bool(self.consistency.verification_ce_weight))
-        for key in VISUAL_INPUTS:  # the same videos in the same order: share, do not copy
-            if key in collated and key in batch:
+        collated = self.backbone.processor.collate(items, with_answer=bool(self.consistency.verification_ce_weight),
+                                                   with_pixels=False)
+        for key in VISUAL_INPUTS:  # the same videos in the same order: share the pixels, do not copy them
+            if key in batch:
                 collated[key] = batch[key]
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collated.items()}
 

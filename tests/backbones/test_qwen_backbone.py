@@ -28,6 +28,9 @@ def test_collate_marks_video_tokens_frames_and_answer(tiny_backbone):
         assert proc.tokenizer.decode(answer) == item["answer"] + "<|im_end|>"
     assert batch["attention_mask"][1, 0] == 0  # shorter row is left-padded
     assert batch["video_grid_thw"].tolist() == [[3, 4, 4], [2, 4, 4]]
+    layout_only = proc.collate(items, with_answer=True, with_pixels=False)
+    assert "pixel_values_videos" not in layout_only
+    assert all(torch.equal(layout_only[k], batch[k]) for k in ("input_ids", "labels", "frame_index", "video_grid_thw"))
 
 
 def test_batched_generation_equals_one_by_one(tiny_backbone):

@@ -76,6 +76,8 @@ def test_loss_combines_ce_consistency_and_entropy(backbone):
     verification = model.verification_batch(batch)
     text = backbone.processor.tokenizer.decode(verification["input_ids"][0])
     assert "from 3s to 7s" in text and "labels" not in verification
+    # the same videos: the verification batch shares the pixel tensor (a copy would cost the step's memory goal)
+    assert verification["pixel_values_videos"].data_ptr() == batch["pixel_values_videos"].data_ptr()
 
 
 def test_weights_and_stop_gradient(backbone):
