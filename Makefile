@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen self-consistency-synth
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen self-consistency-synth self-consistency-seed
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,27 +62,33 @@ groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, c
 		--experiment $(GVTS_QWEN_RUNS)/stage3 --data.init_args.data_dir $(GVTS_REAL) --ckpt_path $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage3)
 
 # Self-consistency vs SFT from the same init (same seed, budget, data), then the SFT checkpoint steered onto GT keyframes.
+# One run set per seed in SC_SEEDS under $(SC_RUNS)/seed<N>/; the report averages them.
 # SC_FIT_ARGS go to both fits (e.g. --trainer.max_steps 2), SC_EVAL_ARGS to every test/analysis (e.g. --data.init_args.max_eval_samples 4).
 SC_DATA ?= data/synth
 SC_RUNS ?= runs/self_consistency/synth
+SC_SEEDS ?= 0 1
 SC_LAYER ?= 1
 SC_FIT_ARGS ?=
 SC_EVAL_ARGS ?=
 SC_CONFIG_sft := experiments/self_consistency/synth_sft.yaml
 SC_CONFIG_sc := experiments/self_consistency/synth.yaml
-sc_cli = $(VENV)/bin/groundlight $(1) --config $(SC_CONFIG_$(2)) --runs_dir . --experiment $(SC_RUNS)/$(3) --data.init_args.data_dir $(SC_DATA)
+sc_cli = $(VENV)/bin/groundlight $(1) --config $(SC_CONFIG_$(2)) --runs_dir . --experiment $(SC_RUNS)/seed$(SEED)/$(3) \
+	--data.init_args.data_dir $(SC_DATA) --seed_everything $(SEED) --data.init_args.seed $(SEED)
 
-self-consistency-synth:  ## SFT vs self-consistency on the embedded benchmark + keyframe steering → runs/self_consistency/synth/summary.json
+self-consistency-synth:  ## SFT vs self-consistency on the embedded benchmark (seeds SC_SEEDS) + keyframe steering → runs/self_consistency/synth/summary.json
 	@test -d $(SC_DATA) || $(VENV)/bin/groundlight data synth --out $(SC_DATA) --seed 0
+	for seed in $(SC_SEEDS); do $(MAKE) --no-print-directory self-consistency-seed SEED=$$seed || exit 1; done
+	$(PY) -m groundlight.methods.self_consistency_report --root $(SC_RUNS) --layer $(SC_LAYER) --seeds $(SC_SEEDS)
+
+self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/self_consistency/synth/seed<N>/
 	$(call sc_cli,fit,sft,sft) $(SC_FIT_ARGS)
 	$(call sc_cli,fit,sc,sc) $(SC_FIT_ARGS)
-	$(call sc_cli,test,sft,sft) --ckpt_path $(call last_ckpt,$(SC_RUNS)/sft) $(SC_EVAL_ARGS)
-	$(call sc_cli,test,sc,sc) --ckpt_path $(call last_ckpt,$(SC_RUNS)/sc) $(SC_EVAL_ARGS)
+	$(call sc_cli,test,sft,sft) --ckpt_path $(call last_ckpt,$(SC_RUNS)/seed$(SEED)/sft) $(SC_EVAL_ARGS)
+	$(call sc_cli,test,sc,sc) --ckpt_path $(call last_ckpt,$(SC_RUNS)/seed$(SEED)/sc) $(SC_EVAL_ARGS)
 	for run in sft sc; do config=$(SC_CONFIG_sft); [ $$run = sc ] && config=$(SC_CONFIG_sc); \
 		$(VENV)/bin/groundlight analyze attention --config $$config \
-		--ckpt $$(ls -t $(SC_RUNS)/$$run/lightning_logs/*/checkpoints/last.ckpt | head -1) --layer $(SC_LAYER) --split test \
-		--out $(SC_RUNS)/$$run/attention --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; done
-	for mode in none uniform proportional; do $(call sc_cli,test,sft,steer_$$mode) --ckpt_path $(call last_ckpt,$(SC_RUNS)/sft) \
+		--ckpt $$(ls -t $(SC_RUNS)/seed$(SEED)/$$run/lightning_logs/*/checkpoints/last.ckpt | head -1) --layer $(SC_LAYER) --split test \
+		--out $(SC_RUNS)/seed$(SEED)/$$run/attention --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; done
+	for mode in none uniform proportional; do $(call sc_cli,test,sft,steer_$$mode) --ckpt_path $(call last_ckpt,$(SC_RUNS)/seed$(SEED)/sft) \
 		--data.init_args.eval_tasks [keyframes] --trainer.callbacks+=groundlight.attention.steering.AttentionSteering \
 		--trainer.callbacks.mode=$$mode --trainer.callbacks.layer=$(SC_LAYER) --trainer.callbacks.top_k=2 $(SC_EVAL_ARGS) || exit 1; done
-	$(PY) -m groundlight.methods.self_consistency_report --root $(SC_RUNS) --layer $(SC_LAYER)

@@ -1,6 +1,6 @@
 """Collect `make self-consistency-synth`'s runs into ``<root>/summary.json``.
 
-Expected under ``--root`` (the Makefile writes them):
+Expected under ``--root``/``seed<N>`` for each seed (the Makefile writes them):
 
 - ``sft/summary.json``, ``sc/summary.json``: test metrics of the two trained runs;
 - ``sft/attention/attention.json``, ``sc/attention/attention.json``: ``groundlight analyze attention``;
@@ -9,7 +9,8 @@ Expected under ``--root`` (the Makefile writes them):
 
 ``accuracy`` is the synthetic MCQ (``keyframes`` task) accuracy, ``keyframe_auroc`` the probed
 layer's head-averaged attention AUROC against keyframes on test, ``mIoU`` moment retrieval.
-A missing run is reported as ``null``, never filled in.
+The top-level numbers are means over the seeds (``per_seed`` holds each seed's); a value
+missing from any seed's runs is reported as ``null``, never filled in.
 """
 
 from __future__ import annotations
@@ -41,20 +42,39 @@ def run_summary(root: Path, name: str, layer: int) -> dict[str, Any]:
             "mcq_parse_failed": test.get("mcq_parse_failed")}
 
 
-def collect(root: Path, layer: int, seed: int) -> dict[str, Any]:
+def collect_seed(root: Path, layer: int) -> dict[str, Any]:
+    """One seed's runs: ``sft``, ``sc`` and ``steer.<mode>``."""
     steer = {mode: {"accuracy": (_read(root / f"steer_{mode}" / "summary.json") or {}).get("mcq_accuracy")}
              for mode in STEER_MODES}
-    return {"sft": run_summary(root, "sft", layer), "sc": run_summary(root, "sc", layer), "steer": steer,
-            "layer": layer, "seed": seed}
+    return {"sft": run_summary(root, "sft", layer), "sc": run_summary(root, "sc", layer), "steer": steer}
+
+
+def _mean(values: list[Any]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return round(sum(values) / len(values), 4)
+
+
+def _average(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same nested keys as one seed's summary, each the mean over seeds (``null`` if any is missing)."""
+    first = per_seed[0]
+    return {key: _average([s[key] for s in per_seed]) if isinstance(value, dict) else _mean([s[key] for s in per_seed])
+            for key, value in first.items()}
+
+
+def collect(root: Path, layer: int, seeds: list[int]) -> dict[str, Any]:
+    per_seed = {seed: collect_seed(root / f"seed{seed}", layer) for seed in seeds}
+    return _average(list(per_seed.values())) | {"layer": layer, "seeds": seeds,
+                                                 "per_seed": {str(k): v for k, v in per_seed.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m groundlight.methods.self_consistency_report", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("runs/self_consistency/synth"))
     parser.add_argument("--layer", type=int, default=1, help="the probed layer (synth.yaml: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="the runs' seed, recorded in the summary")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds whose runs are under <root>/seed<N>")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    summary = collect(args.root, args.layer, args.seed)
+    summary = collect(args.root, args.layer, args.seeds)
     write_json_atomic(args.root / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0

@@ -10,21 +10,26 @@ from groundlight.methods.self_consistency_report import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_report_collects_runs_and_leaves_missing_ones_null(tmp_path):
+def test_report_averages_seeds_and_leaves_missing_runs_null(tmp_path):
     def put(relative, data):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(json.dumps(data))
 
-    put("sft/summary.json", {"mcq_accuracy": 0.25, "mIoU": 0.4, "mcq_parse_failed": 0.0})
-    put("sc/summary.json", {"mcq_accuracy": 0.5, "mIoU": 0.45})
-    put("sft/attention/attention.json", {"layers": {"keyframe_auroc": [0.9, 0.55]}})
-    put("sc/attention/attention.json", {"layers": {"keyframe_auroc": [0.8, 0.7]}})
-    put("steer_proportional/summary.json", {"mcq_accuracy": 0.75})
-    assert main(["--root", str(tmp_path), "--layer", "1"]) == 0
+    for seed, (acc, auroc) in {0: (0.25, 0.55), 3: (0.35, 0.65)}.items():
+        put(f"seed{seed}/sft/summary.json", {"mcq_accuracy": acc, "mIoU": 0.4, "mcq_parse_failed": 0.0})
+        put(f"seed{seed}/sc/summary.json", {"mcq_accuracy": 0.5, "mIoU": 0.45})
+        put(f"seed{seed}/sft/attention/attention.json", {"layers": {"keyframe_auroc": [0.9, auroc]}})
+        put(f"seed{seed}/sc/attention/attention.json", {"layers": {"keyframe_auroc": [0.8, 0.7]}})
+    put("seed0/steer_proportional/summary.json", {"mcq_accuracy": 0.75})
+    put("seed3/steer_proportional/summary.json", {"mcq_accuracy": 0.25})
+    put("seed3/steer_uniform/summary.json", {"mcq_accuracy": 0.5})
+    assert main(["--root", str(tmp_path), "--layer", "1", "--seeds", "0", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["sft"] == {"accuracy": 0.25, "mIoU": 0.4, "keyframe_auroc": 0.55, "mcq_parse_failed": 0.0}
+    assert summary["sft"] == {"accuracy": 0.3, "mIoU": 0.4, "keyframe_auroc": 0.6, "mcq_parse_failed": 0.0}
     assert summary["sc"]["accuracy"] == 0.5 and summary["sc"]["keyframe_auroc"] == 0.7
-    assert summary["steer"] == {"none": {"accuracy": None}, "uniform": {"accuracy": None}, "proportional": {"accuracy": 0.75}}
+    # seed 0 has no uniform run: the mean is null, not seed 3's value
+    assert summary["steer"] == {"none": {"accuracy": None}, "uniform": {"accuracy": None}, "proportional": {"accuracy": 0.5}}
+    assert summary["seeds"] == [0, 3] and summary["per_seed"]["3"]["steer"]["uniform"]["accuracy"] == 0.5
 
 
 def test_sft_and_self_consistency_configs_start_from_the_same_weights(synth_dir):
