@@ -37,22 +37,41 @@ clean:  ## remove run outputs (keeps data/ and .venv)
 	rm -rf runs lightning_logs
 
 # GroundVTS: each stage starts from the previous stage's newest last.ckpt (weights only).
+# The synth chain: stage 1 (paper recipe, capped), stage 2 and each Table-5 variant's stage 3 with the tiny-model
+# budget overlay, every variant from the same stage-2 checkpoint with the same steps and seed; then each is tested,
+# the token-level model's kept-token density is drawn and everything lands in $(GVTS_RUNS)/summary.json.
 GVTS_DATA ?= data/synth
 GVTS_RUNS ?= runs/groundvts/synth
+GVTS_SEED ?= 0
 GVTS_ARGS ?=
+GVTS_EVAL_ARGS ?=
+GVTS_BUDGET ?= --config experiments/base/groundvts_tiny_budget.yaml
+GVTS_STAGE1_STEPS ?= 150
+GVTS_STAGE2_STEPS ?= 400
 GVTS_REAL ?= data/real
 GVTS_QWEN_RUNS ?= runs/groundvts/qwen
+GVTS_VARIANTS := token_level:synth_stage3 frame_level:synth_frame random:synth_random uniform:synth_uniform no_pe:synth_no_pe
 last_ckpt = $$(ls -t $(1)/lightning_logs/*/checkpoints/last.ckpt | head -1)
 gvts_fit = $(VENV)/bin/groundlight fit --config experiments/groundvts/synth_stage$(1).yaml $(3) --runs_dir . \
 	--experiment $(2)/stage$(1) --data.init_args.data_dir $(4) $(GVTS_ARGS)
+gvts_seed = --seed_everything $(GVTS_SEED) --data.init_args.seed $(GVTS_SEED)
 
-groundvts-synth:  ## GroundVTS 3-stage chain on the embedded benchmark (tiny model, CPU) → runs/groundvts/synth/
+groundvts-synth:  ## GroundVTS 3-stage chain + Table-5 variants on the embedded benchmark (tiny model, CPU) → runs/groundvts/synth/summary.json
 	@test -d $(GVTS_DATA) || $(VENV)/bin/groundlight data synth --out $(GVTS_DATA) --seed 0
-	$(call gvts_fit,1,$(GVTS_RUNS),,$(GVTS_DATA))
-	$(call gvts_fit,2,$(GVTS_RUNS),--model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage1),$(GVTS_DATA))
-	$(call gvts_fit,3,$(GVTS_RUNS),--model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage2),$(GVTS_DATA))
-	$(VENV)/bin/groundlight test --config experiments/groundvts/synth_stage3.yaml --runs_dir . --experiment $(GVTS_RUNS)/stage3 \
-		--data.init_args.data_dir $(GVTS_DATA) --ckpt_path $(call last_ckpt,$(GVTS_RUNS)/stage3) $(GVTS_ARGS)
+	$(call gvts_fit,1,$(GVTS_RUNS),$(gvts_seed) --trainer.max_steps $(GVTS_STAGE1_STEPS),$(GVTS_DATA))
+	$(call gvts_fit,2,$(GVTS_RUNS),$(GVTS_BUDGET) $(gvts_seed) --trainer.max_steps $(GVTS_STAGE2_STEPS) \
+		--model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage1),$(GVTS_DATA))
+	for pair in $(GVTS_VARIANTS); do variant=$${pair%%:*}; config=experiments/groundvts/$${pair#*:}.yaml; \
+		$(VENV)/bin/groundlight fit --config $$config $(GVTS_BUDGET) $(gvts_seed) --runs_dir . --experiment $(GVTS_RUNS)/$$variant \
+			--data.init_args.data_dir $(GVTS_DATA) --model.init_args.init_from $(call last_ckpt,$(GVTS_RUNS)/stage2) $(GVTS_ARGS) || exit 1; \
+		$(VENV)/bin/groundlight test --config $$config $(GVTS_BUDGET) $(gvts_seed) --runs_dir . --experiment $(GVTS_RUNS)/$$variant \
+			--data.init_args.data_dir $(GVTS_DATA) --ckpt_path $$(ls -t $(GVTS_RUNS)/$$variant/lightning_logs/*/checkpoints/last.ckpt | head -1) \
+			$(GVTS_EVAL_ARGS) || exit 1; done
+	$(VENV)/bin/groundlight predict --config experiments/groundvts/synth_stage3.yaml $(GVTS_BUDGET) $(gvts_seed) --runs_dir . \
+		--experiment $(GVTS_RUNS)/token_level --data.init_args.data_dir $(GVTS_DATA) \
+		--ckpt_path $(call last_ckpt,$(GVTS_RUNS)/token_level) $(GVTS_EVAL_ARGS)
+	$(VENV)/bin/groundlight analyze vts $(GVTS_RUNS)/token_level/predictions.jsonl --out $(GVTS_RUNS)/token_level/density \
+		--science $(GVTS_RUNS) --seed $(GVTS_SEED)
 
 groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, charades_sta/, qvhighlights/, activitynet_captions/; GPU)
 	$(call gvts_fit,1,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video],$(GVTS_REAL))

@@ -23,14 +23,14 @@ from groundlight.viz.vts import density_overlap, plot_density
 VARIANTS = ("token_level", "frame_level", "random", "uniform", "no_pe")
 
 
-def science_summary(root: Path, density: dict) -> dict:
+def science_summary(root: Path, density: dict, seed: int | None = None) -> dict:
     """mIoU per variant (absent when its run is missing) plus the kept-token density overlap."""
-    summary: dict = {k: density[k] for k in ("kept_in_gt_fraction", "gt_fraction")}
+    summary: dict = {k: density[k] for k in ("kept_in_gt_fraction", "gt_fraction")} | {"seed": seed}
     for variant in VARIANTS:
         path = root / variant / "summary.json"
         if path.exists():
             run = json.loads(path.read_text())
-            summary[variant] = {"mIoU": run.get("mIoU"), "R1@0.5": run.get("R1@0.5"), "config": run.get("config")}
+            summary[variant] = {"mIoU": run.get("mIoU"), "R1@0.5": run.get("R1@0.5"), "configs": run.get("configs", run.get("config"))}
     return summary
 
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs and density.json")
     parser.add_argument("--limit", type=int, default=8, help="plots to draw (first N records)")
     parser.add_argument("--science", type=Path, default=None, help="run root holding the variants' test summaries")
+    parser.add_argument("--seed", type=int, default=None, help="the runs' seed, recorded in the science summary")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     records = [json.loads(line) for line in args.predictions.read_text().splitlines() if line.strip()]
     records = [r for r in records if "vts_kept" in r]
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(args.out / "density.json", summary)
     print(json.dumps(summary))
     if args.science is not None:
-        science = science_summary(args.science, summary)
+        science = science_summary(args.science, summary, args.seed)
         write_json_atomic(args.science / "summary.json", science)
         print(json.dumps(science))
     return 0

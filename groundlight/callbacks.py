@@ -49,16 +49,21 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
 
 class RunSummary(L.Callback):
-    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config path."""
+    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config paths.
 
-    def __init__(self, run_dir: str | Path, config_path: str | None) -> None:
-        self.run_dir, self.config_path = Path(run_dir), config_path
+    ``config`` is the first ``--config`` (the experiment), ``configs`` all of them in order (overlays after it).
+    """
+
+    def __init__(self, run_dir: str | Path, config_paths: list[str] | str | None) -> None:
+        paths = [config_paths] if isinstance(config_paths, str) else list(config_paths or [])
+        self.run_dir, self.config_paths = Path(run_dir), paths
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         metrics = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": self.config_path})
+        config = self.config_paths[0] if self.config_paths else None
+        write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": config, "configs": self.config_paths})
 
 
 class JsonlPredictionWriter(BasePredictionWriter):

@@ -61,14 +61,14 @@ class GroundlightCLI(LightningCLI):
         configs = [str(c) for c in (config.get("config") or [])]
         name = config.get("experiment") or experiment_name(configs)
         self.run_dir = Path(config.get("runs_dir") or "runs") / name
-        self.config_path = configs[-1] if configs else None
+        self.config_paths = configs
         if config.trainer.get("default_root_dir") in (None, os.getcwd(), "."):
             config.trainer.default_root_dir = str(self.run_dir)
         self.predictions_path = config.get("predictions") or str(self.run_dir / "predictions.jsonl")
 
     def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201
         trainer = super().instantiate_trainer(**kwargs)
-        trainer.callbacks.append(RunSummary(self.run_dir, self.config_path))
+        trainer.callbacks.append(RunSummary(self.run_dir, self.config_paths))
         if self.subcommand == "predict":
             trainer.callbacks.append(JsonlPredictionWriter(self.predictions_path))
         return trainer

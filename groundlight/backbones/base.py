@@ -132,6 +132,10 @@ class VideoBackbone(nn.Module, ABC):
         """The multimodal projector's parameters (vision features → LLM embeddings)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
+    def language_model_parameters(self) -> list[nn.Parameter]:
+        """The LLM's own parameters (embeddings, decoder, LM head, LoRA adapters): not the vision encoder or projector."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
+
     def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(B, L, D)`` LLM input embeddings with the projected visual features in the visual slots."""
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")

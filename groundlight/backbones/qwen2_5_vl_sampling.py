@@ -64,6 +64,10 @@ class QwenTokenKeep:
     def projector_parameters(self) -> list[torch.nn.Parameter]:
         return list(_hf(self.model).model.visual.merger.parameters())
 
+    def language_model_parameters(self) -> list[torch.nn.Parameter]:
+        vision = {id(p) for p in _hf(self.model).model.visual.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in vision]
+
     def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         """Token embeddings ``(B, L, D)`` with the projected visual features scattered into the video slots."""
         hf = _hf(self.model)

@@ -1,5 +1,6 @@
 """The real CLI on every config under experiments/, plus resume and training-changes-weights checks."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,15 @@ def test_hub_configs_parse_and_validate(config, monkeypatch, capsys):
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "class_path" in capsys.readouterr().out
+
+
+def test_test_run_writes_summary_with_every_config(synth_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("data:\n  init_args:\n    max_eval_samples: 2\n")
+    config = str(ROOT / "experiments/sft/synth.yaml")
+    main(["test", "--config", config, "--config", str(overlay), "--data.init_args.data_dir", str(synth_dir),
+          "--runs_dir", str(tmp_path / "runs"), "--experiment", "t", "--trainer.logger", "false"])
+    summary = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
+    assert summary["config"] == config and summary["configs"] == [config, str(overlay)]
+    assert 0.0 <= summary["mIoU"] <= 1.0

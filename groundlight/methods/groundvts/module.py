@@ -26,7 +26,7 @@ from groundlight.methods.groundvts.vts import VisualTokenSampler, VTSConfig, VTS
 from groundlight.methods.scoring import parse_prediction, prediction_record
 
 log = logging.getLogger(__name__)
-TRAINABLE_GROUPS = ("vts", "projector", "lora", "all")
+TRAINABLE_GROUPS = ("vts", "projector", "lora", "llm", "all")
 
 
 class GroundVTSModule(GroundingModule):
@@ -37,8 +37,10 @@ class GroundVTSModule(GroundingModule):
         vts: the VTS module's options (rho, D_r, temperatures, selection, strategy, ...).
         keep_mode: ``gather`` (the sequence shrinks) or ``mask`` (dropped tokens masked out).
         positions: ``original`` MRoPE ids, or ``contiguous`` (the paper's no-PE ablation).
-        trainable: the stage's trainable groups: ``vts``, ``projector``, ``lora``, or ``all``.
-            Stage 1 is ``[vts]``; stages 2-3 are ``[vts, projector, lora]``.
+        trainable: the stage's trainable groups: ``vts``, ``projector``, ``lora``, ``llm`` (every
+            language-model weight: full fine-tuning), or ``all``. Stage 1 is ``[vts]``; stages 2-3
+            are ``[vts, projector, lora]`` (paper); the random-init synth chain uses ``llm``
+            instead of ``lora``: there are no pretrained weights for adapters to build on.
         init_from: a previous stage's checkpoint; its weights are loaded (strictly), nothing else.
         optimizer / max_new_tokens: as the base.
     """
@@ -83,6 +85,8 @@ class GroundVTSModule(GroundingModule):
             if not lora:
                 raise ValueError("trainable group `lora` but the backbone has no LoRA adapters: set backbone.lora")
             chosen += lora
+        if "llm" in groups:
+            chosen += self.backbone.language_model_parameters()
         for param in chosen:
             param.requires_grad_(True)
 

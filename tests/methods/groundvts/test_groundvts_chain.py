@@ -11,11 +11,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
-def test_three_stages_chain_through_the_cli(synth_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("budget", [[], ["--config", "experiments/base/groundvts_tiny_budget.yaml"]], ids=["paper", "tiny_budget"])
+def test_three_stages_chain_through_the_cli(budget, synth_dir, tmp_path, monkeypatch):
+    """As `make groundvts-synth` chains them: the tiny-budget overlay on stages 2-3 keeps the vision encoder frozen."""
     monkeypatch.chdir(ROOT)
     previous = None
     for stage in (1, 2, 3):
-        args = ["fit", "--config", f"experiments/groundvts/synth_stage{stage}.yaml", "--data.init_args.data_dir", str(synth_dir),
+        overlay = budget if stage > 1 else []
+        args = ["fit", "--config", f"experiments/groundvts/synth_stage{stage}.yaml", *overlay, "--data.init_args.data_dir", str(synth_dir),
                 "--runs_dir", str(tmp_path), "--experiment", f"stage{stage}", "--trainer.logger", "false",
                 "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"]
         if previous is not None:

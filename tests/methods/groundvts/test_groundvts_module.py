@@ -42,7 +42,8 @@ def _train_steps(module, steps=3):
     assert 0.4 < float(diagnostics["kept_fraction"]) < 0.7
 
 
-@pytest.mark.parametrize("trainable", [["vts"], ["vts", "projector", "lora"]], ids=["stage1", "stage2_3"])
+@pytest.mark.parametrize("trainable", [["vts"], ["vts", "projector", "lora"], ["vts", "projector", "llm"]],
+                         ids=["stage1", "stage2_3", "synth_full_llm"])
 def test_only_the_stage_trainable_set_changes(trainable):
     module = _module(trainable)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
@@ -54,6 +55,9 @@ def test_only_the_stage_trainable_set_changes(trainable):
     if "lora" in trainable:
         assert any("lora_" in n for n in changed) and any("merger" in n for n in changed)
         assert not any("visual.blocks" in n or ("language_model" in n and "lora_" not in n) for n in changed)
+    elif "llm" in trainable:
+        assert any("language_model" in n and "lora_" not in n for n in changed) and any("lm_head" in n for n in changed)
+        assert not any("visual.blocks" in n for n in changed) and any("merger" in n for n in changed)
     else:
         assert all(n.startswith("vts.") for n in changed)
 

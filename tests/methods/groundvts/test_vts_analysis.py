@@ -34,3 +34,16 @@ def test_density_sweep_is_a_grid_over_fps_and_rho_with_a_block_command():
     sweep = yaml.safe_load((ROOT / "experiments/sweeps/groundvts_density.yaml").read_text())
     assert set(sweep["parameters"]) == {"data.init_args.sampling.fps", "model.init_args.vts.keep_ratio"}
     assert isinstance(sweep["command"], list) and "${args}" in sweep["command"]
+
+
+def test_science_summary_gathers_the_variants_and_leaves_missing_ones_out(tmp_path):
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(json.dumps(RECORD) + "\n")
+    for variant, miou in (("token_level", 0.41), ("uniform", 0.3)):
+        (tmp_path / variant).mkdir()
+        (tmp_path / variant / "summary.json").write_text(json.dumps({"mIoU": miou, "R1@0.5": 0.2, "config": "c.yaml", "configs": ["c.yaml", "o.yaml"]}))
+    assert main([str(predictions), "--out", str(tmp_path / "density"), "--science", str(tmp_path), "--seed", "3"]) == 0
+    science = json.loads((tmp_path / "summary.json").read_text())
+    assert science["token_level"]["mIoU"] == 0.41 and science["uniform"]["mIoU"] == 0.3
+    assert "frame_level" not in science and science["seed"] == 3 and science["uniform"]["configs"] == ["c.yaml", "o.yaml"]
+    assert science["kept_in_gt_fraction"] == 0.875 and science["gt_fraction"] == 0.5
