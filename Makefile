@@ -71,7 +71,7 @@ groundvts-synth:  ## GroundVTS 3-stage chain + Table-5 variants on the embedded 
 		--experiment $(GVTS_RUNS)/token_level --data.init_args.data_dir $(GVTS_DATA) \
 		--ckpt_path $(call last_ckpt,$(GVTS_RUNS)/token_level) $(GVTS_EVAL_ARGS)
 	$(VENV)/bin/groundlight analyze vts $(GVTS_RUNS)/token_level/predictions.jsonl --out $(GVTS_RUNS)/token_level/density \
-		--science $(GVTS_RUNS) --seed $(GVTS_SEED)
+		--science $(GVTS_RUNS) --seed $(GVTS_SEED) --data-dir $(GVTS_DATA) --max-eval-samples 150
 
 groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, charades_sta/, qvhighlights/, activitynet_captions/; GPU)
 	$(call gvts_fit,1,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video],$(GVTS_REAL))
@@ -97,7 +97,7 @@ sc_cli = $(VENV)/bin/groundlight $(1) --config $(SC_CONFIG_$(2)) --runs_dir . --
 self-consistency-synth:  ## SFT vs self-consistency on the embedded benchmark (seeds SC_SEEDS) + keyframe steering → runs/self_consistency/synth/summary.json
 	@test -d $(SC_DATA) || $(VENV)/bin/groundlight data synth --out $(SC_DATA) --seed 0
 	for seed in $(SC_SEEDS); do $(MAKE) --no-print-directory self-consistency-seed SEED=$$seed || exit 1; done
-	$(PY) -m groundlight.methods.self_consistency_report --root $(SC_RUNS) --layer $(SC_LAYER) --seeds $(SC_SEEDS)
+	$(PY) -m groundlight.methods.self_consistency_report --root $(SC_RUNS) --layer $(SC_LAYER) --seeds $(SC_SEEDS) --data-dir $(SC_DATA)
 
 self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/self_consistency/synth/seed<N>/
 	$(call sc_cli,fit,sft,sft) $(SC_FIT_ARGS)

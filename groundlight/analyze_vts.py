@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from groundlight.baselines import split_controls
 from groundlight.callbacks import write_json_atomic
 from groundlight.viz.vts import density_overlap, plot_density
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=8, help="plots to draw (first N records)")
     parser.add_argument("--science", type=Path, default=None, help="run root holding the variants' test summaries")
     parser.add_argument("--seed", type=int, default=None, help="the runs' seed, recorded in the science summary")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="with --science: also score the best constant window on its charades_sta test split")
+    parser.add_argument("--max-eval-samples", type=int, default=None, help="the runs' test cap (controls)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     records = [json.loads(line) for line in args.predictions.read_text().splitlines() if line.strip()]
     records = [r for r in records if "vts_kept" in r]
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary))
     if args.science is not None:
         science = science_summary(args.science, summary, args.seed)
+        if args.data_dir is not None:
+            controls = split_controls(args.data_dir, ["charades_sta"], args.max_eval_samples)
+            science["constant_window"] = {"mIoU": controls["mIoU"], "R1@0.5": controls["R1@0.5"]}
         write_json_atomic(args.science / "summary.json", science)
         print(json.dumps(science))
     return 0

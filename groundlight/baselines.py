@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,3 +53,39 @@ def majority_answer(labels: Sequence[int]) -> int:
     """The most frequent label (ties → the smallest)."""
     counts = Counter(labels)
     return min(counts, key=lambda label: (-counts[label], label))
+
+
+def scores(samples: Sequence[VideoSample], predictions: Sequence[Any]) -> dict[str, float]:
+    """The methods' task metrics (moment retrieval, multiple choice, ...) of ``predictions`` on ``samples``."""
+    from groundlight.methods.scoring import TaskMetrics
+
+    metrics = TaskMetrics()
+    metrics.update(samples, predictions)
+    return {k: float(v) for k, v in metrics.compute().items()}
+
+
+def durations_of(samples: Sequence[VideoSample]) -> dict[str, float]:
+    """Durations of videos whose annotation does not state one, probing each file once."""
+    from data_modules.video import probe
+
+    paths = {s.video_path for s in samples if s.duration is None}
+    return {path: probe(path).duration for path in paths}
+
+
+def constant_scores(train: Sequence[VideoSample], test: Sequence[VideoSample], durations: dict[str, float]) -> dict[str, float]:
+    """Best constant window for moment retrieval, majority answer for multiple choice (both fitted on ``train``)."""
+    train_mr = [s for s in train if s.task == "moment_retrieval"]
+    window = fit_constant_window(train_mr, [durations[s.video_path] for s in train_mr])
+    majority = majority_answer([s.answer_index for s in train if s.task == "mcq"] or [0])
+    preds = [window.predict(durations[s.video_path]) if s.task == "moment_retrieval" else majority for s in test]
+    return scores(test, preds)
+
+
+def split_controls(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None) -> dict[str, float]:
+    """:func:`constant_scores` on the test split of ``tasks`` as the datamodule reads it (first N per task)."""
+    from data_modules.readers import read_task_split
+
+    train = [s for task in tasks for s in read_task_split(data_dir, task, "train")]
+    test = [s for task in tasks for s in read_task_split(data_dir, task, "test")[:max_eval_samples]]
+    durations = {s.video_path: s.duration for s in [*train, *test] if s.duration is not None}
+    return constant_scores(train, test, durations | durations_of([*train, *test]))

@@ -19,18 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from data_modules.samples import VideoSample
-from groundlight.baselines import fit_constant_window, majority_answer
+from groundlight.baselines import constant_scores, durations_of, scores
 from groundlight.callbacks import write_json_atomic, write_jsonl_atomic
-from groundlight.methods.scoring import TaskMetrics, parse_prediction
+from groundlight.methods.scoring import parse_prediction
 
 COLUMNS = ("R1@0.5", "mIoU", "mcq_accuracy")
 DEMO_CONFIG = "experiments/demo/synth.yaml"
-
-
-def scores(samples: Sequence[VideoSample], predictions: Sequence[Any]) -> dict[str, float]:
-    metrics = TaskMetrics()
-    metrics.update(samples, predictions)
-    return {k: float(v) for k, v in metrics.compute().items()}
 
 
 def model_scores(trainer, model, datamodule, samples, **overrides) -> tuple[dict[str, float], list[dict]]:  # noqa: ANN001
@@ -40,15 +34,6 @@ def model_scores(trainer, model, datamodule, samples, **overrides) -> tuple[dict
     by_id = {s.sample_id: s for s in samples}
     kept = [by_id[r["sample_id"]] for r in records]
     return scores(kept, [parse_prediction(s, r["prediction"]) for s, r in zip(kept, records)]), records
-
-
-def constant_scores(train: Sequence[VideoSample], test: Sequence[VideoSample], durations: dict[str, float]) -> dict[str, float]:
-    """Best constant window for moment retrieval, majority answer for multiple choice."""
-    train_mr = [s for s in train if s.task == "moment_retrieval"]
-    window = fit_constant_window(train_mr, [durations[s.video_path] for s in train_mr])
-    majority = majority_answer([s.answer_index for s in train if s.task == "mcq"] or [0])
-    preds = [window.predict(durations[s.video_path]) if s.task == "moment_retrieval" else majority for s in test]
-    return scores(test, preds)
 
 
 def shuffled_videos(samples: Sequence[VideoSample], seed: int) -> list[VideoSample]:
@@ -136,14 +121,6 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     plot(rows, out_dir / "demo.png")
     print(f"wrote {out_dir / 'summary.json'} and {out_dir / 'demo.png'} in {summary['wall_seconds']} s")
     return summary
-
-
-def durations_of(samples: Sequence[VideoSample]) -> dict[str, float]:
-    """Durations of videos whose annotation does not state one, probing each file once."""
-    from data_modules.video import probe
-
-    paths = {s.video_path for s in samples if s.duration is None}
-    return {path: probe(path).duration for path in paths}
 
 
 def main(argv: list[str] | None = None) -> int:

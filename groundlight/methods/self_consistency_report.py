@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from groundlight.baselines import split_controls
 from groundlight.callbacks import write_json_atomic
 
 STEER_MODES = ("none", "uniform", "proportional")
@@ -73,8 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("runs/self_consistency/synth"))
     parser.add_argument("--layer", type=int, default=1, help="the probed layer (synth.yaml: 1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds whose runs are under <root>/seed<N>")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="also score the no-model controls (best constant window, majority answer) on its test split")
+    parser.add_argument("--tasks", nargs="+", default=["charades_sta", "keyframes"], help="the runs' tasks (controls)")
+    parser.add_argument("--max-eval-samples", type=int, default=100, help="the runs' test cap per task (controls)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     summary = collect(args.root, args.layer, args.seeds)
+    if args.data_dir is not None:
+        controls = split_controls(args.data_dir, args.tasks, args.max_eval_samples)
+        summary["controls"] = {"constant_window": {"mIoU": controls.get("mIoU"), "R1@0.5": controls.get("R1@0.5")},
+                               "majority_answer": {"accuracy": controls.get("mcq_accuracy")}}
     write_json_atomic(args.root / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0

@@ -43,3 +43,14 @@ def test_sft_and_self_consistency_configs_start_from_the_same_weights(synth_dir)
     sft, sc = weights("synth_sft.yaml"), weights("synth.yaml")
     assert sft.keys() == sc.keys()
     assert all(torch.equal(sft[k], sc[k]) for k in sft)
+
+
+def test_report_scores_the_no_model_controls_on_the_same_test_cap(tmp_path, synth_dir):
+    from groundlight.baselines import split_controls
+
+    assert main(["--root", str(tmp_path), "--seeds", "0", "--data-dir", str(synth_dir), "--max-eval-samples", "3"]) == 0
+    controls = json.loads((tmp_path / "summary.json").read_text())["controls"]
+    expected = split_controls(synth_dir, ["charades_sta", "keyframes"], 3)
+    assert controls["constant_window"]["mIoU"] == expected["mIoU"] and 0 < expected["mIoU"] < 1
+    assert controls["majority_answer"]["accuracy"] == expected["mcq_accuracy"]
+    assert expected != split_controls(synth_dir, ["charades_sta", "keyframes"], None)  # the cap is applied
