@@ -204,8 +204,9 @@ class VisualTokenSampler(nn.Module):
         unit, unit_valid, unit_features = self._units(tokens, valid, frame_index.gather(1, index))
         query = self.pool_query(embeds, query_mask, ~visual & attention_mask.bool())
         scores = torch.einsum("bnr,br->bn", self.visual_proj(unit_features), self.query_proj(query))
-        w = torch.softmax((scores / self.config.temperature).masked_fill(~unit_valid, float("-inf")), dim=1)
-        z_tilde = self._select(w, unit_valid)
+        log_w = torch.log_softmax((scores / self.config.temperature).masked_fill(~unit_valid, float("-inf")), dim=1)
+        w = log_w.exp()
+        z_tilde = self._select(log_w, unit_valid)
         weights = to_tokens(kept_weights(w, z_tilde, self.config.weight_temperature), unit)
         hard = to_tokens(z_tilde.detach(), unit) > 0.5
         weights = self._token_weights(weights, hard, valid)
@@ -240,15 +241,20 @@ class VisualTokenSampler(nn.Module):
         unit_valid = sizes > 0
         return unit, unit_valid, sums / sizes.clamp(min=1).unsqueeze(-1).to(tokens.dtype)
 
-    def _select(self, w: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """z~ over units (forward: the hard top-K mask)."""
+    def _select(self, log_w: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """z~ over units (forward: the hard top-K mask).
+
+        Ranks on ``log w`` (``log_softmax`` of the scores), not on ``w``: with a sharp relevance
+        softmax most ``w`` underflow to 0 and would tie, leaving all but the top few kept
+        tokens to index order instead of relevance.
+        """
         k = self.budget(valid.sum(1))
         if self.config.strategy == "random":
-            return top_k_mask(torch.rand_like(w), valid, k).to(w.dtype)
+            return top_k_mask(torch.rand_like(log_w), valid, k).to(log_w.dtype)
         if self.config.selection == "released":
-            return top_k_mask(w, valid, k).to(w.dtype)
-        noise = sample_gumbel(w.shape, w) if self.training else None
-        z_tilde, _ = straight_through_top_k(torch.log(w.clamp(min=1e-30)), valid, k, self.config.gumbel_temperature, noise)
+            return top_k_mask(log_w, valid, k).to(log_w.dtype)
+        noise = sample_gumbel(log_w.shape, log_w) if self.training else None
+        z_tilde, _ = straight_through_top_k(log_w.masked_fill(~valid, 0.0), valid, k, self.config.gumbel_temperature, noise)
         return z_tilde
 
     def _token_weights(self, weights: torch.Tensor, hard: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

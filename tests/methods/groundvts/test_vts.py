@@ -136,3 +136,18 @@ def test_gradients_reach_both_projections():
     (out.embeds[out.keep & visual] * torch.randn_like(out.embeds[out.keep & visual])).sum().backward()
     for name, param in sampler.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("selection", ["paper", "released"])
+def test_a_sharp_relevance_softmax_still_keeps_the_top_scores(selection):
+    """With tau so small that all but one w underflow to 0, the kept tokens are still the top-K by score
+    (ranking on clamped w left every token after the first to index order)."""
+    embeds, visual, query, attention, frames = _inputs(batch=1, visual=16)
+    sampler = VisualTokenSampler(6, VTSConfig(hidden_size=4, keep_ratio=0.5, temperature=1e-4, selection=selection)).eval()
+    out = sampler(embeds, visual, query, attention, frames)
+    assert int((out.relevance > 0).sum()) < 8  # most weights underflowed
+    pooled = embeds[0, query[0]].mean(0)
+    scores = sampler.visual_proj(embeds[0, visual[0]]) @ sampler.query_proj(pooled)
+    expected = torch.zeros(16, dtype=torch.bool)
+    expected[scores.topk(8).indices] = True
+    assert torch.equal(out.keep[0, visual[0]], expected)
