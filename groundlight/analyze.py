@@ -44,7 +44,7 @@ def load_experiment(config: str, overrides: list[str], ckpt: str | None) -> tupl
     cli = lightning_main(["--config", config, *overrides], run=False)
     model, datamodule = cli.model, cli.datamodule
     if ckpt is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state))
     datamodule.processor = model.backbone.processor
     return model.eval(), datamodule
