@@ -50,6 +50,7 @@ GVTS_STAGE1_STEPS ?= 150
 GVTS_STAGE2_STEPS ?= 400
 GVTS_REAL ?= data/real
 GVTS_QWEN_RUNS ?= runs/groundvts/qwen
+GVTS_QWEN_FT_TASKS := [charades_sta_ft,qvhighlights_ft,activitynet_captions_ft]  # a variable: commas would split $(call) arguments
 GVTS_VARIANTS := token_level:synth_stage3 frame_level:synth_frame random:synth_random uniform:synth_uniform no_pe:synth_no_pe
 last_ckpt = $$(ls -t $(1)/lightning_logs/*/checkpoints/last.ckpt | head -1)
 gvts_fit = $(VENV)/bin/groundlight fit --config experiments/groundvts/synth_stage$(1).yaml $(3) --runs_dir . \
@@ -76,7 +77,7 @@ groundvts-synth:  ## GroundVTS 3-stage chain + Table-5 variants on the embedded 
 groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, charades_sta/, qvhighlights/, activitynet_captions/; GPU)
 	$(call gvts_fit,1,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video],$(GVTS_REAL))
 	$(call gvts_fit,2,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [llava_video] --model.init_args.init_from $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage1),$(GVTS_REAL))
-	$(call gvts_fit,3,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks [charades_sta_ft,qvhighlights_ft,activitynet_captions_ft] --model.init_args.init_from $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage2),$(GVTS_REAL))
+	$(call gvts_fit,3,$(GVTS_QWEN_RUNS),--config experiments/base/groundvts_qwen7b.yaml --data.init_args.tasks $(GVTS_QWEN_FT_TASKS) --model.init_args.init_from $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage2),$(GVTS_REAL))
 	$(VENV)/bin/groundlight test --config experiments/groundvts/synth_stage3.yaml --config experiments/base/groundvts_qwen7b.yaml --runs_dir . \
 		--experiment $(GVTS_QWEN_RUNS)/stage3 --data.init_args.data_dir $(GVTS_REAL) --ckpt_path $(call last_ckpt,$(GVTS_QWEN_RUNS)/stage3)
 
