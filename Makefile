@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen self-consistency-synth self-consistency-seed
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/
 		$(VENV)/bin/groundlight analyze attention --config $$config \
 		--ckpt $$(ls -t $(SC_RUNS)/seed$(SEED)/$$run/lightning_logs/*/checkpoints/last.ckpt | head -1) --layer $(SC_LAYER) --split test \
 		--out $(SC_RUNS)/seed$(SEED)/$$run/attention --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; done
+	$(MAKE) --no-print-directory self-consistency-steer SEED=$(SEED)
+
+self-consistency-steer:  ## the SFT checkpoint of seed SEED tested with attention steered onto GT keyframes (none/uniform/proportional)
 	for mode in none uniform proportional; do $(call sc_cli,test,sft,steer_$$mode) --ckpt_path $(call last_ckpt,$(SC_RUNS)/seed$(SEED)/sft) \
-		--data.init_args.eval_tasks [keyframes] --trainer.callbacks+=groundlight.attention.steering.AttentionSteering \
+		--trainer.callbacks+=groundlight.attention.steering.AttentionSteering \
 		--trainer.callbacks.mode=$$mode --trainer.callbacks.layer=$(SC_LAYER) --trainer.callbacks.top_k=2 $(SC_EVAL_ARGS) || exit 1; done

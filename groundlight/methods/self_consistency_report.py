@@ -5,7 +5,8 @@ Expected under ``--root``/``seed<N>`` for each seed (the Makefile writes them):
 - ``sft/summary.json``, ``sc/summary.json``: test metrics of the two trained runs;
 - ``sft/attention/attention.json``, ``sc/attention/attention.json``: ``groundlight analyze attention``;
 - ``steer_{none,uniform,proportional}/summary.json``: the SFT checkpoint tested with
-  :class:`~groundlight.attention.steering.AttentionSteering` on ground-truth keyframes.
+  :class:`~groundlight.attention.steering.AttentionSteering` on ground-truth keyframes (the
+  annotated keyframes for MCQ, the ground-truth window for moment retrieval).
 
 ``accuracy`` is the synthetic MCQ (``keyframes`` task) accuracy, ``keyframe_auroc`` the probed
 layer's head-averaged attention AUROC against keyframes on test, ``mIoU`` moment retrieval.
@@ -45,8 +46,10 @@ def run_summary(root: Path, name: str, layer: int) -> dict[str, Any]:
 
 def collect_seed(root: Path, layer: int) -> dict[str, Any]:
     """One seed's runs: ``sft``, ``sc`` and ``steer.<mode>``."""
-    steer = {mode: {"accuracy": (_read(root / f"steer_{mode}" / "summary.json") or {}).get("mcq_accuracy")}
-             for mode in STEER_MODES}
+    steer = {}
+    for mode in STEER_MODES:
+        test = _read(root / f"steer_{mode}" / "summary.json") or {}
+        steer[mode] = {"accuracy": test.get("mcq_accuracy"), "mIoU": test.get("mIoU")}
     return {"sft": run_summary(root, "sft", layer), "sc": run_summary(root, "sc", layer), "steer": steer}
 
 
