@@ -18,7 +18,7 @@ from pathlib import Path
 
 from groundlight.baselines import split_controls
 from groundlight.callbacks import write_json_atomic
-from groundlight.viz.vts import density_overlap, plot_density
+from groundlight.viz.vts import density_overlap, plot_density, relevance_peak_overlap
 
 
 VARIANTS = ("token_level", "frame_level", "random", "uniform", "no_pe")
@@ -26,7 +26,8 @@ VARIANTS = ("token_level", "frame_level", "random", "uniform", "no_pe")
 
 def science_summary(root: Path, density: dict, seed: int | None = None) -> dict:
     """mIoU per variant (absent when its run is missing) plus the kept-token density overlap."""
-    summary: dict = {k: density[k] for k in ("kept_in_gt_fraction", "gt_fraction")} | {"seed": seed}
+    keys = ("kept_in_gt_fraction", "gt_fraction", "peak_relevance_in_gt_fraction", "peak_relevance_chance")
+    summary: dict = {k: density[k] for k in keys if k in density} | {"seed": seed}
     for variant in VARIANTS:
         path = root / variant / "summary.json"
         if path.exists():
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.predictions}: no GroundVTS records (run `groundlight predict` with a GroundVTS config)")
     for record in records[: args.limit]:
         plot_density(record, args.out / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', record['sample_id'])}.png")
-    summary = density_overlap(records) | {"records": len(records), "plots": min(args.limit, len(records))}
+    summary = density_overlap(records) | relevance_peak_overlap(records) | {"records": len(records), "plots": min(args.limit, len(records))}
     write_json_atomic(args.out / "density.json", summary)
     print(json.dumps(summary))
     if args.science is not None:

@@ -36,6 +36,24 @@ def density_overlap(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {"kept_in_gt_fraction": kept_in / kept, "gt_fraction": tokens_in / tokens}
 
 
+def relevance_peak_overlap(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """How often the group with the highest mean relevance ``vts_relevance`` lies inside the GT window
+    (``peak_relevance_in_gt_fraction``), against the share of groups inside it (``peak_relevance_chance``,
+    what a peak placed at random would score). Records without relevance or windows are left out."""
+    hits = chance = count = 0.0
+    for record in records:
+        relevance = record.get("vts_relevance")
+        if not relevance or not record.get("windows"):
+            continue
+        start, end = record["windows"][0]
+        inside = [start <= centre <= end for centre in group_centres(record)]
+        peak = max(range(len(relevance)), key=relevance.__getitem__)
+        hits, chance, count = hits + inside[peak], chance + sum(inside) / len(inside), count + 1
+    if not count:
+        return {}
+    return {"peak_relevance_in_gt_fraction": hits / count, "peak_relevance_chance": chance / count}
+
+
 def plot_density(record: dict[str, Any], path: str | Path) -> Path:
     """One PNG: normalised kept-token density over time, the GT window shaded, the prediction drawn."""
     import matplotlib

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from groundlight.analyze_vts import main
-from groundlight.viz.vts import density_overlap
+from groundlight.viz.vts import density_overlap, relevance_peak_overlap
 
 ROOT = Path(__file__).resolve().parents[3]
 RECORD = {  # 4 groups of 4 tokens at 0, 2, 4, 6 s (centres 1, 3, 5, 7); GT [2, 6] holds groups 2 and 3
@@ -18,6 +18,15 @@ RECORD = {  # 4 groups of 4 tokens at 0, 2, 4, 6 s (centres 1, 3, 5, 7); GT [2, 
 def test_density_overlap_by_hand():
     """kept in GT = (4 + 3) / 8 kept = 0.875; tokens in GT = 8 / 16 = 0.5."""
     assert density_overlap([RECORD]) == {"kept_in_gt_fraction": 0.875, "gt_fraction": 0.5}
+
+
+def test_relevance_peak_overlap_by_hand():
+    """Peaks at group 2 (centre 5, inside [2, 6]) and group 0 (centre 1, outside); 2 of 4 groups inside each time."""
+    inside = {**RECORD, "vts_relevance": [0.1, 0.2, 0.6, 0.1]}
+    outside = {**RECORD, "vts_relevance": [0.7, 0.1, 0.1, 0.1]}
+    assert relevance_peak_overlap([inside, outside, RECORD]) == {"peak_relevance_in_gt_fraction": 0.5,
+                                                                "peak_relevance_chance": 0.5}
+    assert relevance_peak_overlap([RECORD]) == {}
 
 
 def test_analyze_vts_writes_pngs_and_the_summary(tmp_path):
