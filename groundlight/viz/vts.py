@@ -55,7 +55,8 @@ def relevance_peak_overlap(records: Iterable[dict[str, Any]]) -> dict[str, float
 
 
 def plot_density(record: dict[str, Any], path: str | Path) -> Path:
-    """One PNG: normalised kept-token density over time, the GT window shaded, the prediction drawn."""
+    """One PNG: normalised kept-token density over time, the GT window shaded, the prediction drawn,
+    and the group's mean VTS relevance (divided by its maximum) when the record has it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,6 +68,10 @@ def plot_density(record: dict[str, Any], path: str | Path) -> Path:
     for start, end in record.get("windows") or []:
         axis.axvspan(start, end, color="tab:green", alpha=0.25, label="GT")
     axis.plot(centres, density, color="tab:red", marker="o", markersize=3, label="kept-token density")
+    relevance = record.get("vts_relevance")
+    if relevance and max(relevance) > 0:
+        axis.plot(centres, [r / max(relevance) for r in relevance], color="tab:purple", linestyle="--", linewidth=1,
+                  label="relevance / max")
     if record.get("parsed"):
         start, end = record["parsed"]
         axis.hlines(1.05, start, end, color="tab:blue", linewidth=4, label="prediction")
