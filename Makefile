@@ -108,7 +108,10 @@ self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/
 	for run in sft sc; do config=$(SC_CONFIG_sft); [ $$run = sc ] && config=$(SC_CONFIG_sc); \
 		$(VENV)/bin/groundlight analyze attention --config $$config \
 		--ckpt $$(ls -t $(SC_RUNS)/seed$(SEED)/$$run/lightning_logs/*/checkpoints/last.ckpt | head -1) --layer $(SC_LAYER) --split test \
-		--out $(SC_RUNS)/seed$(SEED)/$$run/attention --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; done
+		--out $(SC_RUNS)/seed$(SEED)/$$run/attention --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; \
+		$(VENV)/bin/groundlight analyze attention --config $$config --tasks charades_sta \
+		--ckpt $$(ls -t $(SC_RUNS)/seed$(SEED)/$$run/lightning_logs/*/checkpoints/last.ckpt | head -1) --layer $(SC_LAYER) --split test \
+		--out $(SC_RUNS)/seed$(SEED)/$$run/attention_mr --max-samples 100 --data.init_args.data_dir $(SC_DATA) $(SC_EVAL_ARGS) || exit 1; done
 	$(MAKE) --no-print-directory self-consistency-steer SEED=$(SEED)
 
 self-consistency-steer:  ## the SFT checkpoint of seed SEED tested with attention steered onto GT keyframes (none/uniform/proportional)

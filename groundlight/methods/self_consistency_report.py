@@ -9,7 +9,10 @@ Expected under ``--root``/``seed<N>`` for each seed (the Makefile writes them):
   annotated keyframes for MCQ, the ground-truth window for moment retrieval).
 
 ``accuracy`` is the synthetic MCQ (``keyframes`` task) accuracy, ``keyframe_auroc`` the probed
-layer's head-averaged attention AUROC against keyframes on test, ``mIoU`` moment retrieval.
+layer's head-averaged attention AUROC against keyframes on its test questions, ``mr_window_auroc``
+the same on the moment-retrieval test queries against their ground-truth windows
+(``attention_mr/``), ``vision_centricity`` the layer's visual attention mass on the MCQ questions,
+``mIoU`` moment retrieval.
 The top-level numbers are means over the seeds (``per_seed`` holds each seed's); a value
 missing from any seed's runs is reported as ``null``, never filled in.
 """
@@ -35,13 +38,18 @@ def _read(path: Path) -> dict[str, Any] | None:
 def run_summary(root: Path, name: str, layer: int) -> dict[str, Any]:
     """``accuracy``, ``mIoU`` and ``keyframe_auroc`` of one trained run."""
     test = _read(root / name / "summary.json") or {}
-    attention = _read(root / name / "attention" / "attention.json")
-    auroc = None
-    if attention is not None:
-        layers = attention["layers"]["keyframe_auroc"]
-        auroc = layers[layer] if layer < len(layers) else None
-    return {"accuracy": test.get("mcq_accuracy"), "mIoU": test.get("mIoU"), "keyframe_auroc": auroc,
+    return {"accuracy": test.get("mcq_accuracy"), "mIoU": test.get("mIoU"),
+            "keyframe_auroc": _layer_value(root / name / "attention", "keyframe_auroc", layer),
+            "mr_window_auroc": _layer_value(root / name / "attention_mr", "keyframe_auroc", layer),
+            "vision_centricity": _layer_value(root / name / "attention", "vision_centricity", layer),
             "mcq_parse_failed": test.get("mcq_parse_failed")}
+
+
+def _layer_value(folder: Path, key: str, layer: int) -> float | None:
+    """One layer's value from ``groundlight analyze attention``'s ``attention.json`` (``None`` if absent)."""
+    attention = _read(folder / "attention.json")
+    values = attention["layers"].get(key, []) if attention is not None else []
+    return values[layer] if layer < len(values) else None
 
 
 def collect_seed(root: Path, layer: int) -> dict[str, Any]:

@@ -20,12 +20,14 @@ def test_report_averages_seeds_and_leaves_missing_runs_null(tmp_path):
         put(f"seed{seed}/sc/summary.json", {"mcq_accuracy": 0.5, "mIoU": 0.45})
         put(f"seed{seed}/sft/attention/attention.json", {"layers": {"keyframe_auroc": [0.9, auroc]}})
         put(f"seed{seed}/sc/attention/attention.json", {"layers": {"keyframe_auroc": [0.8, 0.7]}})
+        put(f"seed{seed}/sft/attention_mr/attention.json", {"layers": {"keyframe_auroc": [0.1, 0.7]}})
     put("seed0/steer_proportional/summary.json", {"mcq_accuracy": 0.75, "mIoU": 0.5})
     put("seed3/steer_proportional/summary.json", {"mcq_accuracy": 0.25, "mIoU": 0.3})
     put("seed3/steer_uniform/summary.json", {"mcq_accuracy": 0.5})
     assert main(["--root", str(tmp_path), "--layer", "1", "--seeds", "0", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["sft"] == {"accuracy": 0.3, "mIoU": 0.4, "keyframe_auroc": 0.6, "mcq_parse_failed": 0.0}
+    assert summary["sft"] == {"accuracy": 0.3, "mIoU": 0.4, "keyframe_auroc": 0.6, "mr_window_auroc": 0.7,
+                              "vision_centricity": None, "mcq_parse_failed": 0.0}
     assert summary["sc"]["accuracy"] == 0.5 and summary["sc"]["keyframe_auroc"] == 0.7
     # seed 0 has no uniform run: the mean is null, not seed 3's value
     assert summary["steer"] == {"none": {"accuracy": None, "mIoU": None}, "uniform": {"accuracy": None, "mIoU": None},
