@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,8 +41,10 @@ clean:  ## remove run outputs (keeps data/ and .venv)
 # budget overlay, every variant from the same stage-2 checkpoint with the same steps and seed; then each is tested,
 # the token-level model's kept-token density is drawn and everything lands in $(GVTS_RUNS)/summary.json.
 GVTS_DATA ?= data/synth
-GVTS_RUNS ?= runs/groundvts/synth
+GVTS_ROOT ?= runs/groundvts/synth
+GVTS_SEEDS ?= 0 1
 GVTS_SEED ?= 0
+GVTS_RUNS = $(GVTS_ROOT)/seed$(GVTS_SEED)
 GVTS_ARGS ?=
 GVTS_EVAL_ARGS ?=
 GVTS_BUDGET ?= --config experiments/base/groundvts_tiny_budget.yaml
@@ -57,7 +59,12 @@ gvts_fit = $(VENV)/bin/groundlight fit --config experiments/groundvts/synth_stag
 	--experiment $(2)/stage$(1) --data.init_args.data_dir $(4) $(GVTS_ARGS)
 gvts_seed = --seed_everything $(GVTS_SEED) --data.init_args.seed $(GVTS_SEED)
 
-groundvts-synth:  ## GroundVTS 3-stage chain + Table-5 variants on the embedded benchmark (tiny model, CPU) → runs/groundvts/synth/summary.json
+groundvts-synth:  ## GroundVTS 3-stage chain + Table-5 variants on the embedded benchmark (tiny model, CPU; seeds GVTS_SEEDS) → runs/groundvts/synth/summary.json
+	@test -d $(GVTS_DATA) || $(VENV)/bin/groundlight data synth --out $(GVTS_DATA) --seed 0
+	for seed in $(GVTS_SEEDS); do $(MAKE) --no-print-directory groundvts-synth-seed GVTS_SEED=$$seed || exit 1; done
+	$(VENV)/bin/groundlight analyze vts-seeds --root $(GVTS_ROOT) --seeds $(GVTS_SEEDS)
+
+groundvts-synth-seed:  ## one seed of groundvts-synth (GVTS_SEED=N) → runs/groundvts/synth/seed<N>/
 	@test -d $(GVTS_DATA) || $(VENV)/bin/groundlight data synth --out $(GVTS_DATA) --seed 0
 	$(call gvts_fit,1,$(GVTS_RUNS),$(gvts_seed) --trainer.max_steps $(GVTS_STAGE1_STEPS),$(GVTS_DATA))
 	$(call gvts_fit,2,$(GVTS_RUNS),$(GVTS_BUDGET) $(gvts_seed) --trainer.max_steps $(GVTS_STAGE2_STEPS) \

@@ -34,6 +34,7 @@ ANALYZE_TOOLS = {
     "sink-dims": ("groundlight.analyze:sink_dims_main", "calibrate a backbone's sink dimensions (massive activations)"),
     "attention": ("groundlight.analyze:attention_main", "per-layer/per-head attention quality on keyframe data + heatmaps"),
     "vts": ("groundlight.analyze_vts:main", "GroundVTS kept-token density plots"),
+    "vts-seeds": ("groundlight.analyze_vts:seeds_main", "mean of the GroundVTS science summaries over seeds"),
 }
 
 

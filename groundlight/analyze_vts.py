@@ -18,6 +18,7 @@ from pathlib import Path
 
 from groundlight.baselines import split_controls
 from groundlight.callbacks import write_json_atomic
+from groundlight.seeds import average_over_seeds
 from groundlight.viz.vts import density_overlap, plot_density, relevance_peak_overlap
 
 
@@ -63,4 +64,23 @@ def main(argv: list[str] | None = None) -> int:
             science["constant_window"] = {"mIoU": controls["mIoU"], "R1@0.5": controls["R1@0.5"]}
         write_json_atomic(args.science / "summary.json", science)
         print(json.dumps(science))
+    return 0
+
+
+def seeds_main(argv: list[str] | None = None) -> int:
+    """``groundlight analyze vts-seeds``: ``<root>/seed<N>/summary.json`` of each seed → ``<root>/summary.json``."""
+    parser = argparse.ArgumentParser(prog="groundlight analyze vts-seeds", description=seeds_main.__doc__)
+    parser.add_argument("--root", type=Path, required=True, help="folder holding seed<N>/summary.json")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    per_seed = {}
+    for seed in args.seeds:
+        path = args.root / f"seed{seed}" / "summary.json"
+        if not path.exists():
+            raise SystemExit(f"{path}: missing; run `make groundvts-synth-seed GVTS_SEED={seed}` first")
+        per_seed[seed] = {k: v for k, v in json.loads(path.read_text()).items() if k != "seed"}
+    summary = average_over_seeds(list(per_seed.values())) | {"seeds": args.seeds,
+                                                             "per_seed": {str(k): v for k, v in per_seed.items()}}
+    write_json_atomic(args.root / "summary.json", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_seed"}))
     return 0

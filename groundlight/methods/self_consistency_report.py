@@ -27,6 +27,7 @@ from typing import Any
 
 from groundlight.baselines import split_controls
 from groundlight.callbacks import write_json_atomic
+from groundlight.seeds import average_over_seeds
 
 STEER_MODES = ("none", "uniform", "proportional")
 
@@ -61,22 +62,9 @@ def collect_seed(root: Path, layer: int) -> dict[str, Any]:
     return {"sft": run_summary(root, "sft", layer), "sc": run_summary(root, "sc", layer), "steer": steer}
 
 
-def _mean(values: list[Any]) -> float | None:
-    if not values or any(v is None for v in values):
-        return None
-    return round(sum(values) / len(values), 4)
-
-
-def _average(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """The same nested keys as one seed's summary, each the mean over seeds (``null`` if any is missing)."""
-    first = per_seed[0]
-    return {key: _average([s[key] for s in per_seed]) if isinstance(value, dict) else _mean([s[key] for s in per_seed])
-            for key, value in first.items()}
-
-
 def collect(root: Path, layer: int, seeds: list[int]) -> dict[str, Any]:
     per_seed = {seed: collect_seed(root / f"seed{seed}", layer) for seed in seeds}
-    return _average(list(per_seed.values())) | {"layer": layer, "seeds": seeds,
+    return average_over_seeds(list(per_seed.values())) | {"layer": layer, "seeds": seeds,
                                                  "per_seed": {str(k): v for k, v in per_seed.items()}}
 
 

@@ -26,7 +26,7 @@ def test_groundvts_qwen_chain_keeps_its_data_dir_and_task_list():
     assert stage3[stage3.index("--data.init_args.tasks") + 1] == "[charades_sta_ft,qvhighlights_ft,activitynet_captions_ft]"
 
 
-@pytest.mark.parametrize("target", ["groundvts-synth", "self-consistency-seed"])
+@pytest.mark.parametrize("target", ["groundvts-synth-seed", "self-consistency-seed"])
 def test_synth_chains_pass_the_seed_to_model_and_data(target):
     commands = planned_commands(target, "GVTS_SEED=3", "SEED=3")
     fits = [c for c in commands if c[1] == "fit"]

@@ -56,3 +56,19 @@ def test_science_summary_gathers_the_variants_and_leaves_missing_ones_out(tmp_pa
     assert science["token_level"]["mIoU"] == 0.41 and science["uniform"]["mIoU"] == 0.3
     assert "frame_level" not in science and science["seed"] == 3 and science["uniform"]["configs"] == ["c.yaml", "o.yaml"]
     assert science["kept_in_gt_fraction"] == 0.875 and science["gt_fraction"] == 0.5
+
+
+def test_vts_seeds_averages_the_science_summaries(tmp_path):
+    from groundlight.analyze_vts import seeds_main
+
+    for seed, (miou, kept) in {0: (0.2, 0.3), 1: (0.4, 0.5)}.items():
+        (tmp_path / f"seed{seed}").mkdir()
+        summary = {"seed": seed, "kept_in_gt_fraction": kept, "gt_fraction": 0.3,
+                   "token_level": {"mIoU": miou, "configs": ["a.yaml"]}, "uniform": {"mIoU": 0.1 if seed else None}}
+        (tmp_path / f"seed{seed}" / "summary.json").write_text(json.dumps(summary))
+    assert seeds_main(["--root", str(tmp_path), "--seeds", "0", "1"]) == 0
+    combined = json.loads((tmp_path / "summary.json").read_text())
+    assert combined["token_level"] == {"mIoU": 0.3, "configs": ["a.yaml"]}
+    assert combined["kept_in_gt_fraction"] == 0.4 and combined["gt_fraction"] == 0.3
+    assert combined["uniform"]["mIoU"] is None  # missing in seed 0: not the other seed's value
+    assert combined["seeds"] == [0, 1] and combined["per_seed"]["1"]["token_level"]["mIoU"] == 0.4
