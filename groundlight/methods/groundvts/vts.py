@@ -178,16 +178,15 @@ class VisualTokenSampler(nn.Module):
             if config.mlp == "residual":
                 nn.init.zeros_(self.mlp[2].weight), nn.init.zeros_(self.mlp[2].bias)
 
-    def pool_query(self, embeds: torch.Tensor, query_mask: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """Pool(Q) of Eq. 2: masked mean over the query tokens, ``(B, D)``."""
+    def pooled_mask(self, query_mask: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """The tokens Pool(Q) of Eq. 2 averages: the query's (default) or every text token (``released``)."""
         mask = query_mask if self.config.query_pooling == "query" else text_mask
         counts = mask.sum(1)
         if bool((counts == 0).any()):
             rows = (counts == 0).nonzero().flatten().tolist()
             raise ValueError(f"batch rows {rows} have no query text tokens: the prompt must contain the query "
                              f"(collate marks it as `query_mask`); got an empty or missing query")
-        weights = (mask / counts.unsqueeze(-1)).to(embeds.dtype).unsqueeze(1)
-        return torch.bmm(weights, embeds).squeeze(1)
+        return mask
 
     def budget(self, units: torch.Tensor) -> torch.Tensor:
         """K per row: ``ceil(rho * units)``, all of a too-short video (logged)."""
@@ -200,34 +199,44 @@ class VisualTokenSampler(nn.Module):
     def forward(self, embeds: torch.Tensor, visual: torch.Tensor, query_mask: torch.Tensor,
                 attention_mask: torch.Tensor, frame_index: torch.Tensor) -> VTSOutput:
         index, valid = visual_columns(visual)
-        tokens = take_rows(embeds, index)
+        pooled, pooled_valid = visual_columns(self.pooled_mask(query_mask, ~visual & attention_mask.bool()))
+        # one row gather for the visual and the pooled tokens: its backward is the only full-length scatter
+        rows = take_rows(embeds, torch.cat([index, pooled], 1))
+        tokens, query_rows = rows[:, : index.shape[1]], rows[:, index.shape[1] :]
+        query_rows = query_rows * pooled_valid.unsqueeze(-1).to(rows.dtype)
+        query = query_rows.sum(1) / pooled_valid.sum(1, keepdim=True).to(rows.dtype)  # Pool(Q): the mean
         unit, unit_valid, unit_features = self._units(tokens, valid, frame_index.gather(1, index))
-        query = self.pool_query(embeds, query_mask, ~visual & attention_mask.bool())
-        scores = torch.einsum("bnr,br->bn", self.visual_proj(unit_features), self.query_proj(query))
+        # (V W_v^T)(W_q q) computed as V (W_v^T W_q q): the same scores without the (N, D_r) projection
+        direction = self.query_proj(query) @ self.visual_proj.weight  # (B, D)
+        scores = torch.bmm(unit_features, direction.unsqueeze(-1).to(unit_features.dtype)).squeeze(-1)
         log_w = torch.log_softmax((scores / self.config.temperature).masked_fill(~unit_valid, float("-inf")), dim=1)
         w = log_w.exp()
         z_tilde = self._select(log_w, unit_valid)
         weights = to_tokens(kept_weights(w, z_tilde, self.config.weight_temperature), unit)
         hard = to_tokens(z_tilde.detach(), unit) > 0.5
         weights = self._token_weights(weights, hard, valid)
-        out = self._reweight(embeds, index, weights, hard & valid)
+        out = self._reweight(embeds, tokens, index, weights, hard & valid)
         keep = ~visual
         keep = keep.scatter(1, index, hard | ~valid) | ~visual
         relevance = torch.zeros_like(visual, dtype=w.dtype).scatter(1, index, torch.where(valid, to_tokens(w, unit), 0))
         kept_fraction = (keep & visual).sum() / visual.sum().clamp(min=1)
         return VTSOutput(out, keep, relevance.detach(), kept_fraction.detach())
 
-    def _reweight(self, embeds: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    def _reweight(self, embeds: torch.Tensor, tokens: torch.Tensor, index: torch.Tensor, weights: torch.Tensor,
+                  kept: torch.Tensor) -> torch.Tensor:
         """Eq. 7's ``w^_i MLP(v_i)`` written over the kept tokens (the MLP runs on those only).
 
-        Dropped tokens keep their embeddings: the backbone removes them (``gather``) or masks
-        them out of attention (``mask``), so nothing reads them.
+        ``tokens`` are the visual rows already gathered at ``index``. Dropped tokens keep their
+        embeddings: the backbone removes them (``gather``) or masks them out of attention
+        (``mask``), so nothing reads them.
         """
         chosen, chosen_valid = visual_columns(kept)
         positions = index.gather(1, chosen)
-        rows = take_rows(embeds, positions)
+        rows = take_rows(tokens, chosen)
         updated = weights.gather(1, chosen).unsqueeze(-1) * self._mlp(rows)
-        return put_rows(embeds, positions, torch.where(chosen_valid.unsqueeze(-1), updated, rows))
+        if not bool(chosen_valid.all()):  # rows padded to the batch's widest kept set keep their values
+            updated = torch.where(chosen_valid.unsqueeze(-1), updated, rows)
+        return put_rows(embeds, positions, updated)
 
     def _units(self, tokens: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor):
         """Scoring units: tokens (``unit=None``), or temporal groups mean-pooled for ``strategy: frame``."""
