@@ -21,6 +21,7 @@ from typing import Any
 from data_modules.samples import VideoSample
 from groundlight.baselines import constant_scores, durations_of, scores
 from groundlight.callbacks import write_json_atomic, write_jsonl_atomic
+from groundlight.viz import save_figure
 from groundlight.methods.scoring import parse_prediction
 
 COLUMNS = ("R1@0.5", "mIoU", "mcq_accuracy")
@@ -72,9 +73,7 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
         ax.set_xlim(0, 1)
         ax.set_title(column)
         ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int], max_duration: int) -> None:

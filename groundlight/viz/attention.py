@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from groundlight.attention.quality import QUALITY_KEYS
+from groundlight.viz import save_figure
 
 
 def plot_quality_heatmap(values: dict[str, Sequence[float]], column_name: str, title: str, path: str | Path) -> Path:
@@ -38,9 +39,4 @@ def plot_quality_heatmap(values: dict[str, Sequence[float]], column_name: str, t
     axis.set_xlabel(column_name)
     axis.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.03)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from groundlight.viz import save_figure
+
 
 def group_centres(record: dict[str, Any]) -> list[float]:
     """Mid-time of each token group (the last group's span is the previous step)."""
@@ -80,9 +82,4 @@ def plot_density(record: dict[str, Any], path: str | Path) -> Path:
     axis.set_ylabel("kept / tokens")
     axis.set_title(str(record.get("query", ""))[:80], fontsize=9)
     axis.legend(loc="upper right", fontsize=7)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -32,3 +32,16 @@ def test_three_stages_chain_through_the_cli(budget, synth_dir, tmp_path, monkeyp
             assert frozen and all(torch.equal(state[k], before[k]) for k in frozen)
             assert any(not torch.equal(state[k], before[k]) for k in state if k.startswith("vts."))
         previous = checkpoint
+
+
+def test_tiny_budget_overlay_instantiates_with_a_stage_config(synth_dir, monkeypatch):
+    """The overlay `make groundvts-synth` adds: the whole LLM and the VTS train, the vision encoder stays frozen."""
+    from groundlight.cli import lightning_main
+
+    monkeypatch.chdir(ROOT)
+    cli = lightning_main(["--config", "experiments/groundvts/synth_stage3.yaml", "--config",
+                          "experiments/base/groundvts_tiny_budget.yaml", "--data.init_args.data_dir", str(synth_dir)], run=False)
+    trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
+    assert any(n.startswith("vts.") for n in trainable) and any("language_model" in n and "lora_" not in n for n in trainable)
+    assert not any("visual.blocks" in n for n in trainable)
+    assert cli.trainer.max_steps == 2400 and cli.datamodule.curriculum_epochs == 15

@@ -72,3 +72,15 @@ def test_vts_seeds_averages_the_science_summaries(tmp_path):
     assert combined["kept_in_gt_fraction"] == 0.4 and combined["gt_fraction"] == 0.3
     assert combined["uniform"]["mIoU"] is None  # missing in seed 0: not the other seed's value
     assert combined["seeds"] == [0, 1] and combined["per_seed"]["1"]["token_level"]["mIoU"] == 0.4
+
+
+def test_figures_are_written_atomically_and_closed(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from groundlight.viz import save_figure
+
+    figure, axis = plt.subplots()
+    axis.plot([0, 1], [1, 0])
+    path = save_figure(figure, tmp_path / "nested" / "plot.png")
+    assert path.read_bytes()[:4] == b"\x89PNG" and not plt.fignum_exists(figure.number)
+    assert [p.name for p in path.parent.iterdir()] == ["plot.png"]  # no temporary file left behind
