@@ -21,11 +21,14 @@ with no noise and no straight-through term (``w`` still gets gradients through E
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
+
+from groundlight.methods.groundvts.rows import RowEdit, visual_columns
 
 log = logging.getLogger(__name__)
 
@@ -95,30 +98,6 @@ class VTSOutput:
     kept_fraction: torch.Tensor
 
 
-def visual_columns(visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequence positions of each row's visual tokens, in order, padded: ``(B, N)`` index and validity."""
-    counts = visual.sum(1)
-    order = torch.sort((~visual).to(torch.int8), dim=1, stable=True).indices
-    width = max(int(counts.max()), 1)
-    index = order[:, :width]
-    valid = torch.arange(width, device=visual.device).unsqueeze(0) < counts.unsqueeze(1)
-    return index, valid
-
-
-def take_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``values[b, index[b, n]]`` for ``(B, L, D)`` values: a row gather, much cheaper than ``gather`` on CPU."""
-    batch, length, dim = values.shape
-    flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * length).reshape(-1)
-    return values.reshape(batch * length, dim).index_select(0, flat).view(*index.shape, dim)
-
-
-def put_rows(values: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """A copy of ``(B, L, D)`` ``values`` with ``values[b, index[b, n]] = rows[b, n]`` (indices distinct per row)."""
-    batch, length, dim = values.shape
-    flat = (index + torch.arange(batch, device=index.device).unsqueeze(1) * length).reshape(-1)
-    return values.reshape(batch * length, dim).index_copy(0, flat, rows.reshape(-1, dim)).view(batch, length, dim)
-
-
 def to_tokens(values: torch.Tensor, unit: torch.Tensor | None) -> torch.Tensor:
     """Per-unit values ``(B, U)`` → per-token ``(B, N)``; ``unit=None`` means units are tokens."""
     return values if unit is None else values.gather(1, unit)
@@ -133,14 +112,16 @@ def group_units(frame_index: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 def top_k_mask(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``(B, N)`` bool: the ``k[b]`` highest valid scores of each row."""
-    order = scores.masked_fill(~valid, float("-inf")).argsort(dim=1, descending=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-    return (rank < k.unsqueeze(1)) & valid
+    width = int(k.max())
+    # one row (the usual batch of one long video) needs the top set, not its order
+    top = scores.masked_fill(~valid, float("-inf")).topk(width, dim=1, sorted=k.numel() > 1).indices
+    within = torch.arange(width, device=k.device).unsqueeze(0) < k.unsqueeze(1)
+    return torch.zeros_like(valid).scatter_(1, top, within) & valid
 
 
-def sample_gumbel(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-    uniform = torch.rand(shape, device=like.device, dtype=like.dtype).clamp(1e-9, 1 - 1e-9)
-    return -torch.log(-torch.log(uniform))
+def sample_gumbel(like: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise shaped like ``like``: ``-log E`` with ``E ~ Exp(1)``; E clamped off 0 (no infinite noise)."""
+    return torch.empty_like(like).exponential_().clamp_(min=torch.finfo(like.dtype).tiny).log_().neg_()
 
 
 def straight_through_top_k(log_w: torch.Tensor, valid: torch.Tensor, k: torch.Tensor, tau_g: float,
@@ -178,9 +159,9 @@ class VisualTokenSampler(nn.Module):
             if config.mlp == "residual":
                 nn.init.zeros_(self.mlp[2].weight), nn.init.zeros_(self.mlp[2].bias)
 
-    def pooled_mask(self, query_mask: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def pooled_mask(self, query_mask: torch.Tensor, visual: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The tokens Pool(Q) of Eq. 2 averages: the query's (default) or every text token (``released``)."""
-        mask = query_mask if self.config.query_pooling == "query" else text_mask
+        mask = query_mask if self.config.query_pooling == "query" else ~visual & attention_mask.bool()
         counts = mask.sum(1)
         if bool((counts == 0).any()):
             rows = (counts == 0).nonzero().flatten().tolist()
@@ -190,22 +171,23 @@ class VisualTokenSampler(nn.Module):
 
     def budget(self, units: torch.Tensor) -> torch.Tensor:
         """K per row: ``ceil(rho * units)``, all of a too-short video (logged)."""
-        k = torch.ceil(units.float() * self.config.keep_ratio).long().clamp(min=1)
-        short = units <= self.config.min_keep
-        if self.config.keep_ratio < 1 and bool(short.any()):
-            log.info("VTS: %d video(s) have <= %d visual units; keeping all of them", int(short.sum()), self.config.min_keep)
-        return torch.where(short, units, torch.minimum(k, units))
+        counts = units.tolist()
+        short = sum(count <= self.config.min_keep for count in counts)
+        if self.config.keep_ratio < 1 and short:
+            log.info("VTS: %d video(s) have <= %d visual units; keeping all of them", short, self.config.min_keep)
+        k = [count if count <= self.config.min_keep else min(max(math.ceil(count * self.config.keep_ratio), 1), count)
+             for count in counts]
+        return torch.tensor(k, device=units.device)
 
     def forward(self, embeds: torch.Tensor, visual: torch.Tensor, query_mask: torch.Tensor,
                 attention_mask: torch.Tensor, frame_index: torch.Tensor) -> VTSOutput:
         index, valid = visual_columns(visual)
-        pooled, pooled_valid = visual_columns(self.pooled_mask(query_mask, ~visual & attention_mask.bool()))
-        # one row gather for the visual and the pooled tokens: its backward is the only full-length scatter
-        rows = take_rows(embeds, torch.cat([index, pooled], 1))
-        tokens, query_rows = rows[:, : index.shape[1]], rows[:, index.shape[1] :]
-        query_rows = query_rows * pooled_valid.unsqueeze(-1).to(rows.dtype)
-        query = query_rows.sum(1) / pooled_valid.sum(1, keepdim=True).to(rows.dtype)  # Pool(Q): the mean
-        unit, unit_valid, unit_features = self._units(tokens, valid, frame_index.gather(1, index))
+        pooled, pooled_valid = visual_columns(self.pooled_mask(query_mask, visual, attention_mask))
+        rows = RowEdit(embeds)
+        tokens, query_rows = rows.take(index, pooled)
+        query_rows = query_rows * pooled_valid.unsqueeze(-1).to(query_rows.dtype)
+        query = query_rows.sum(1) / pooled_valid.sum(1, keepdim=True).to(query_rows.dtype)  # Pool(Q): the mean
+        unit, unit_valid, unit_features = self._units(tokens, valid, frame_index, index)
         # (V W_v^T)(W_q q) computed as V (W_v^T W_q q): the same scores without the (N, D_r) projection
         direction = self.query_proj(query) @ self.visual_proj.weight  # (B, D)
         scores = torch.bmm(unit_features, direction.unsqueeze(-1).to(unit_features.dtype)).squeeze(-1)
@@ -213,36 +195,30 @@ class VisualTokenSampler(nn.Module):
         w = log_w.exp()
         z_tilde = self._select(log_w, unit_valid)
         weights = to_tokens(kept_weights(w, z_tilde, self.config.weight_temperature), unit)
-        hard = to_tokens(z_tilde.detach(), unit) > 0.5
-        weights = self._token_weights(weights, hard, valid)
-        out = self._reweight(embeds, tokens, index, weights, hard & valid)
-        keep = ~visual
-        keep = keep.scatter(1, index, hard | ~valid) | ~visual
+        kept = (to_tokens(z_tilde.detach(), unit) > 0.5) & valid
+        weights = self._token_weights(weights, kept)
+        out = self._reweight(rows, tokens, weights, kept)
+        keep = (~visual).scatter(1, index, kept | ~valid)
         relevance = torch.zeros_like(visual, dtype=w.dtype).scatter(1, index, torch.where(valid, to_tokens(w, unit), 0))
-        kept_fraction = (keep & visual).sum() / visual.sum().clamp(min=1)
+        kept_fraction = kept.sum() / visual.sum().clamp(min=1)
         return VTSOutput(out, keep, relevance.detach(), kept_fraction.detach())
 
-    def _reweight(self, embeds: torch.Tensor, tokens: torch.Tensor, index: torch.Tensor, weights: torch.Tensor,
-                  kept: torch.Tensor) -> torch.Tensor:
+    def _reweight(self, rows: RowEdit, tokens: torch.Tensor, weights: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """Eq. 7's ``w^_i MLP(v_i)`` written over the kept tokens (the MLP runs on those only).
 
-        ``tokens`` are the visual rows already gathered at ``index``. Dropped tokens keep their
-        embeddings: the backbone removes them (``gather``) or masks them out of attention
-        (``mask``), so nothing reads them.
+        ``tokens`` are the visual rows ``rows`` read. Dropped tokens keep their embeddings: the
+        backbone removes them (``gather``) or masks them out of attention (``mask``), so nothing reads them.
         """
-        chosen, chosen_valid = visual_columns(kept)
-        positions = index.gather(1, chosen)
-        rows = take_rows(tokens, chosen)
-        updated = weights.gather(1, chosen).unsqueeze(-1) * self._mlp(rows)
-        if not bool(chosen_valid.all()):  # rows padded to the batch's widest kept set keep their values
-            updated = torch.where(chosen_valid.unsqueeze(-1), updated, rows)
-        return put_rows(embeds, positions, updated)
+        slots = kept.reshape(-1).nonzero().squeeze(1)
+        chosen = rows.subset(tokens, slots)
+        updated = weights.reshape(-1, 1).index_select(0, slots) * self._mlp(chosen)
+        return rows.splice(updated)
 
-    def _units(self, tokens: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor):
+    def _units(self, tokens: torch.Tensor, valid: torch.Tensor, frame_index: torch.Tensor, index: torch.Tensor):
         """Scoring units: tokens (``unit=None``), or temporal groups mean-pooled for ``strategy: frame``."""
         if self.config.strategy != "frame":
             return None, valid, tokens
-        unit = group_units(frames, valid)
+        unit = group_units(frame_index.gather(1, index), valid)
         count = int(unit.max()) + 1
         sums = tokens.new_zeros(tokens.shape[0], count, tokens.shape[-1])
         sums = sums.scatter_add(1, unit.unsqueeze(-1).expand_as(tokens), tokens * valid.unsqueeze(-1).to(tokens.dtype))
@@ -262,19 +238,19 @@ class VisualTokenSampler(nn.Module):
             return top_k_mask(torch.rand_like(log_w), valid, k).to(log_w.dtype)
         if self.config.selection == "released":
             return top_k_mask(log_w, valid, k).to(log_w.dtype)
-        noise = sample_gumbel(log_w.shape, log_w) if self.training else None
+        noise = sample_gumbel(log_w) if self.training else None
         z_tilde, _ = straight_through_top_k(log_w.masked_fill(~valid, 0.0), valid, k, self.config.gumbel_temperature, noise)
         return z_tilde
 
-    def _token_weights(self, weights: torch.Tensor, hard: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _token_weights(self, weights: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """Per-token weights: equal for ``random``; frame units share their weight among their tokens; rescale."""
-        kept = (hard & valid).sum(1, keepdim=True).clamp(min=1).to(weights.dtype)
+        count = kept.sum(1, keepdim=True).clamp(min=1).to(weights.dtype)
         if self.config.strategy == "random":
-            weights = (hard & valid).to(weights.dtype) / kept
+            weights = kept.to(weights.dtype) / count
         elif self.config.strategy == "frame":
-            weights = weights * (hard & valid).to(weights.dtype)
+            weights = weights * kept.to(weights.dtype)
             weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
-        return weights * kept if self.config.rescale == "K" else weights
+        return weights * count if self.config.rescale == "K" else weights
 
     def _mlp(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.mlp is None:
