@@ -129,7 +129,7 @@ class _Splice(torch.autograd.Function):
         ctx.save_for_backward(positions)
         ctx.edit = edit
         out = source.clone(memory_format=torch.contiguous_format)
-        out.view(-1, out.shape[-1]).index_copy_(0, positions, values)
+        out.view(-1, out.shape[-1]).index_copy_(0, positions, values.to(out.dtype))
         return out
 
     @staticmethod

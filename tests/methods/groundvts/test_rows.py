@@ -92,3 +92,14 @@ def test_row_edit_backward_twice_and_without_source_gradient():
     out.sum().backward()
     expected = frozen[0, [1, 3]].sum(0, keepdim=True).T.expand(4, 4)  # d sum(chosen @ W) / dW
     assert torch.allclose(weight.grad, expected)
+
+
+def test_row_edit_writes_values_of_another_dtype_in_the_source_dtype():
+    """Under bf16 autocast the MLP's rows come back in bf16 while fp32 embeddings hold the sequence."""
+    source = torch.randn(1, 6, 4, requires_grad=True)
+    weight = torch.randn(4, 4, dtype=torch.bfloat16, requires_grad=True)
+    out, _, _ = _edited(source, torch.tensor([[1, 2, 3]]), torch.tensor([[0]]), torch.tensor([0, 2]),
+                        lambda chosen, tokens, query: chosen.to(torch.bfloat16) @ weight)
+    out.sum().backward()
+    assert out.dtype == source.grad.dtype == torch.float32 and weight.grad.dtype == torch.bfloat16
+    assert torch.equal(out[0, 2], source[0, 2].detach()) and torch.isfinite(weight.grad).all()
