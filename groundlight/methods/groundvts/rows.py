@@ -59,7 +59,7 @@ class RowEdit:
     def take(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``source[b, first[b, n]]`` and ``source[b, second[b, m]]`` as ``(B, N, D)`` and ``(B, M, D)``.
 
-        Every row's positions must be distinct between and within the two (visual vs query tokens).
+        Positions may repeat (a ragged batch pads with text positions): gradients of repeated reads add up.
         """
         length = self.shape[1]
         self.first = flat_rows(first, length)
