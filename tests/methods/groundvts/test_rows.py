@@ -50,12 +50,13 @@ def _values(chosen, tokens, query):
     return chosen * 2.0 + tokens.sum((0, 1)) * query.sum((0, 1)).sin()
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["distinct", "repeated"])
 @pytest.mark.parametrize("upstream", ["dense", "expanded"])
-def test_row_edit_matches_plain_indexing_forward_and_backward(upstream):
+def test_row_edit_matches_plain_indexing_forward_and_backward(upstream, overlap):
     torch.manual_seed(0)
     batch, length, dim = 2, 11, 3
     first = torch.tensor([[1, 2, 4, 5, 7, 8], [0, 3, 4, 6, 9, 10]])
-    second = torch.tensor([[0, 10], [1, 2]])
+    second = torch.tensor([[0, 10], [1, 2]]) if not overlap else torch.tensor([[0, 8], [1, 0]])  # 8, 0: also read as tokens
     slots = torch.tensor([0, 3, 4, 6, 7, 11])  # three kept rows per batch row
     grad = torch.randn(batch, length, dim)
     results = []
@@ -68,7 +69,7 @@ def test_row_edit_matches_plain_indexing_forward_and_backward(upstream):
     assert torch.allclose(out_plain, out_edit)
     assert torch.allclose(grad_plain, grad_edit, atol=1e-6)
     # rows neither read nor written pass the upstream gradient through unchanged
-    untouched = grad if upstream == "dense" else torch.ones_like(grad)
+    untouched = grad if upstream == "dense" else torch.ones_like(grad)  # (0, 3) and (1, 5): never read
     assert torch.equal(grad_edit[0, 3], untouched[0, 3]) and torch.equal(grad_edit[1, 5], untouched[1, 5])
 
 
