@@ -50,8 +50,9 @@ class RowEdit:
     """
 
     def __init__(self, source: torch.Tensor) -> None:
-        self.source = source
-        self.shape = source.shape
+        self.source: torch.Tensor | None = source  # dropped after the write: the graph need not keep it alive
+        self.shape, self.dtype, self.device = source.shape, source.dtype, source.device
+        self.source_needs_gradient = source.requires_grad
         self.gradient: torch.Tensor | None = None
         self.first: torch.Tensor | None = None
         self.written: torch.Tensor | None = None
@@ -72,12 +73,14 @@ class RowEdit:
 
     def splice(self, values: torch.Tensor) -> torch.Tensor:
         """A copy of ``source`` with the :meth:`subset` rows replaced by ``values`` ``(P, D)``."""
-        return _Splice.apply(self.source.detach(), values, self.written, self)
+        out = _Splice.apply(self.source.detach(), values, self.written, self)
+        self.source = None
+        return out
 
     def gradient_buffer(self) -> torch.Tensor:
         """The flattened full-length gradient the reads add into (zeros when the write got none)."""
         if self.gradient is None:
-            self.gradient = self.source.new_zeros(self.shape[0] * self.shape[1], self.shape[2])
+            self.gradient = torch.zeros(self.shape[0] * self.shape[1], self.shape[2], dtype=self.dtype, device=self.device)
         return self.gradient
 
     def claim_gradient(self) -> torch.Tensor:
@@ -137,7 +140,7 @@ class _Splice(torch.autograd.Function):
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         (positions,) = ctx.saved_tensors
         flat = grad.reshape(-1, grad.shape[-1])
-        if not ctx.edit.source.requires_grad:
+        if not ctx.edit.source_needs_gradient:
             return None, flat.index_select(0, positions), None, None
         # the rows not rewritten pass their gradient straight to the source; a contiguous copy first,
         # since an upstream gradient may be expanded (``out.sum()``), and reading rows of that is slow

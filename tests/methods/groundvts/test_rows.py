@@ -104,3 +104,18 @@ def test_row_edit_writes_values_of_another_dtype_in_the_source_dtype():
     out.sum().backward()
     assert out.dtype == source.grad.dtype == torch.float32 and weight.grad.dtype == torch.bfloat16
     assert torch.equal(out[0, 2], source[0, 2].detach()) and torch.isfinite(weight.grad).all()
+
+
+def test_row_edit_does_not_keep_the_source_alive_until_backward():
+    """Plain indexing saves no copy of the embeddings; neither may the edit (one (L, D) tensor per step on a 7B model)."""
+    import weakref
+
+    leaf = torch.randn(1, 6, 4, requires_grad=True)
+    source = leaf * 2.0
+    alive = weakref.ref(source)
+    out, _, _ = _edited(source, torch.tensor([[1, 2, 3]]), torch.tensor([[0]]), torch.tensor([0, 2]),
+                        lambda chosen, tokens, query: chosen * 3.0)
+    del source
+    assert alive() is None
+    out.sum().backward()
+    assert torch.allclose(leaf.grad[0, :, 0], torch.tensor([2.0, 6.0, 2.0, 6.0, 2.0, 2.0]))
