@@ -21,8 +21,8 @@ from typing import Any
 from data_modules.samples import VideoSample
 from groundlight.baselines import constant_scores, durations_of, scores
 from groundlight.callbacks import write_json_atomic, write_jsonl_atomic
-from groundlight.viz import save_figure
 from groundlight.methods.scoring import parse_prediction
+from groundlight.viz import save_figure
 
 COLUMNS = ("R1@0.5", "mIoU", "mcq_accuracy")
 DEMO_CONFIG = "experiments/demo/synth.yaml"
