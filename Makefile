@@ -105,7 +105,7 @@ sc_cli = $(VENV)/bin/groundlight $(1) --config $(SC_CONFIG_$(2)) --runs_dir . --
 self-consistency-synth:  ## SFT vs self-consistency on the embedded benchmark (seeds SC_SEEDS) + keyframe steering → runs/self_consistency/synth/summary.json
 	@test -d $(SC_DATA) || $(VENV)/bin/groundlight data synth --out $(SC_DATA) --seed 0
 	for seed in $(SC_SEEDS); do $(MAKE) --no-print-directory self-consistency-seed SEED=$$seed || exit 1; done
-	$(PY) -m groundlight.methods.self_consistency_report --root $(SC_RUNS) --layer $(SC_LAYER) --seeds $(SC_SEEDS) --data-dir $(SC_DATA)
+	$(VENV)/bin/groundlight analyze self-consistency --root $(SC_RUNS) --layer $(SC_LAYER) --seeds $(SC_SEEDS) --data-dir $(SC_DATA)
 
 self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/self_consistency/synth/seed<N>/
 	$(call sc_cli,fit,sft,sft) $(SC_FIT_ARGS)

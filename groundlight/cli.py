@@ -18,10 +18,10 @@ from groundlight.callbacks import AtomicModelCheckpoint, JsonlPredictionWriter, 
 TOOLS = {
     "data": "groundlight.tools.data:main",
     "eval": "groundlight.evaluate.cli:main",
-    "demo": "groundlight.demo:main",
+    "demo": "groundlight.analysis.demo:main",
     "bench": "groundlight.bench:main",
     "sweep": "groundlight.tools.sweep:main",
-    "analyze": "groundlight.analyze:main",
+    "analyze": "groundlight.analysis.cli:main",
 }
 
 

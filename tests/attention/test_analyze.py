@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from groundlight.analyze import main, merge_dimension_stats, suggest_sink_dims
+from groundlight.analysis.attention import merge_dimension_stats, suggest_sink_dims
+from groundlight.analysis.cli import main
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "experiments/self_consistency/synth.yaml")
 

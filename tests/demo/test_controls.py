@@ -3,8 +3,8 @@
 import pytest
 
 from data_modules.samples import VideoSample
-from groundlight.baselines import ConstantWindow, fit_constant_window, majority_answer
-from groundlight.demo import shuffled_videos
+from groundlight.analysis.controls import ConstantWindow, fit_constant_window, majority_answer
+from groundlight.analysis.demo import shuffled_videos
 
 
 def mr(i, window, video=None):

@@ -131,7 +131,7 @@ def test_training_step_changes_trainable_parameters():
 
 def test_verification_pass_reuses_the_vision_output(backbone):
     """The encoder runs once per step, and the verification rows equal those of a full second pass."""
-    from groundlight.methods.self_consistency import _shared_vision_output
+    from groundlight.methods.self_consistency.module import _shared_vision_output
 
     calls = []
     handle = backbone.model.model.visual.patch_embed.register_forward_hook(lambda *args: calls.append(1))

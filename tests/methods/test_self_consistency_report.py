@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from groundlight.methods.self_consistency_report import main
+from groundlight.methods.self_consistency.report import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_sft_and_self_consistency_configs_start_from_the_same_weights(synth_dir)
 
 
 def test_report_scores_the_no_model_controls_on_the_same_test_cap(tmp_path, synth_dir):
-    from groundlight.baselines import split_controls
+    from groundlight.analysis.controls import split_controls
 
     assert main(["--root", str(tmp_path), "--seeds", "0", "--data-dir", str(synth_dir), "--max-eval-samples", "3"]) == 0
     controls = json.loads((tmp_path / "summary.json").read_text())["controls"]

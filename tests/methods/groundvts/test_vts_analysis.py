@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from groundlight.analyze_vts import main
+from groundlight.methods.groundvts.report import main
 from groundlight.viz.vts import density_overlap, relevance_peak_overlap
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,7 +59,7 @@ def test_science_summary_gathers_the_variants_and_leaves_missing_ones_out(tmp_pa
 
 
 def test_vts_seeds_averages_the_science_summaries(tmp_path):
-    from groundlight.analyze_vts import seeds_main
+    from groundlight.methods.groundvts.report import seeds_main
 
     for seed, (miou, kept) in {0: (0.2, 0.3), 1: (0.4, 0.5)}.items():
         (tmp_path / f"seed{seed}").mkdir()

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from groundlight.baselines import split_controls
+from groundlight.analysis.controls import split_controls
 from groundlight.callbacks import write_json_atomic
-from groundlight.seeds import average_over_seeds
+from groundlight.analysis.seeds import average_over_seeds
 
 STEER_MODES = ("none", "uniform", "proportional")
 
@@ -69,7 +69,7 @@ def collect(root: Path, layer: int, seeds: list[int]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m groundlight.methods.self_consistency_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="groundlight analyze self-consistency", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("runs/self_consistency/synth"))
     parser.add_argument("--layer", type=int, default=1, help="the probed layer (synth.yaml: 1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds whose runs are under <root>/seed<N>")

@@ -1,9 +1,8 @@
-"""``groundlight analyze <tool>``: look inside a trained (or pretrained) video-LLM.
+"""``groundlight analyze sink-dims|attention``: look inside a trained (or pretrained) video-LLM.
 
     groundlight analyze sink-dims --config experiments/self_consistency/gpu/exact.yaml --out runs/sink_dims.json
     groundlight analyze attention --config experiments/self_consistency/synth.yaml --ckpt <ckpt> --layer 1 \\
         --split test --out runs/self_consistency/synth/attention
-    groundlight analyze vts runs/groundvts/synth/predictions.jsonl --out runs/groundvts/synth/density
 
 ``sink-dims`` calibrates a backbone's sink dimensions (Kang et al. 2025): the LM hidden-state
 dimensions with massive RMS-normalised activations on visual tokens, layer by layer.
@@ -15,9 +14,7 @@ keyframe-annotated samples, and draws the paper's Fig. 3 heatmaps.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +26,6 @@ from groundlight.attention.quality import QualityAccumulator, row_quality
 from groundlight.attention.sinks import DEFAULT_TAU, massive_dimensions
 from groundlight.attention.steering import keyframe_tokens
 from groundlight.callbacks import write_json_atomic
-
-ANALYZE_TOOLS = {
-    "sink-dims": ("groundlight.analyze:sink_dims_main", "calibrate a backbone's sink dimensions (massive activations)"),
-    "attention": ("groundlight.analyze:attention_main", "per-layer/per-head attention quality on keyframe data + heatmaps"),
-    "vts": ("groundlight.analyze_vts:main", "GroundVTS kept-token density plots"),
-    "vts-seeds": ("groundlight.analyze_vts:seeds_main", "mean of the GroundVTS science summaries over seeds"),
-}
 
 
 def load_experiment(config: str, overrides: list[str], ckpt: str | None) -> tuple[Any, Any]:
@@ -199,13 +189,3 @@ def attention_main(argv: list[str]) -> int:
     write_json_atomic(args.out / "attention.json", report)
     print(json.dumps({k: report[k] for k in ("best_layer", "head_layer", "samples")} | {"layer_quality": report["layers"]["quality"]}))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ANALYZE_TOOLS:
-        lines = "\n".join(f"  {name:<11}{text}" for name, (_, text) in ANALYZE_TOOLS.items())
-        print(f"usage: groundlight analyze <tool> [options]\n\ntools:\n{lines}", file=sys.stderr)
-        return 2
-    module, function = ANALYZE_TOOLS[argv[0]][0].split(":")
-    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
