@@ -11,26 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=float)
-        handle.write("\n")
-    os.replace(handle.name, path)
-    return path
-
-
-def write_jsonl_atomic(path: str | Path, rows: list[dict[str, Any]]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        for row in rows:
-            handle.write(json.dumps(row, default=float) + "\n")
-    os.replace(handle.name, path)
-    return path
+from groundlight.io import write_json_atomic, write_jsonl_atomic
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from data_modules.samples import AnnotationError
+from groundlight.io import write_jsonl_atomic, write_text_atomic
 
 
 def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -179,20 +180,14 @@ def video_id(sample: Any) -> str:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """One compact JSON object per line; creates parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
+    """One compact JSON object per line, written atomically; creates parent folders."""
+    return write_jsonl_atomic(path, rows)
 
 
 def write_json_list(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """A JSON list with one record per line, so errors can name a useful line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A JSON list with one record per line (so errors can name a useful line), written atomically."""
     body = ",\n".join(json.dumps(row) for row in rows)
-    path.write_text(f"[\n{body}\n]\n" if body else "[]\n", encoding="utf-8")
-    return path
+    return write_text_atomic(path, f"[\n{body}\n]\n" if body else "[]\n")
 
 
 def plain_number(value: float) -> int | float:

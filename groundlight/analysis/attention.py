@@ -25,7 +25,7 @@ from groundlight.attention.probe import AttentionProbe, decoder_layers, last_pro
 from groundlight.attention.quality import QualityAccumulator, row_quality
 from groundlight.attention.sinks import DEFAULT_TAU, massive_dimensions
 from groundlight.attention.steering import keyframe_tokens
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 
 
 def load_experiment(config: str, overrides: list[str], ckpt: str | None) -> tuple[Any, Any]:

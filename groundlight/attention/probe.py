@@ -27,6 +27,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from groundlight.ops import mask_columns
+
 PROBE_IMPLEMENTATION = "groundlight_probe"
 
 Steer = Callable[[int, torch.Tensor], torch.Tensor | None]
@@ -188,10 +190,6 @@ def visual_rows(rows: torch.Tensor, visual_mask: torch.Tensor) -> tuple[torch.Te
     Two prompts over the same video give the same ``V`` visual tokens in the same order,
     so the columns of two pathways line up token by token.
     """
-    counts = visual_mask.sum(dim=1)
-    width = int(counts.max()) if counts.numel() else 0
-    columns = torch.arange(width, device=rows.device)
-    mask = columns[None, :] < counts[:, None]
-    order = torch.argsort((~visual_mask).to(torch.int8), dim=1, stable=True)[:, :width]  # visual positions first
+    order, mask = mask_columns(visual_mask)  # visual positions first
     gathered = rows.gather(2, order[:, None, :].expand(-1, rows.shape[1], -1))
     return gathered * mask[:, None, :].to(gathered.dtype), mask

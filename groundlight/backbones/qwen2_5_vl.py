@@ -22,10 +22,10 @@ from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcesso
 from groundlight.backbones.lora import apply_lora, freeze_modules
 from groundlight.backbones.qwen2_5_vl_sampling import QwenTokenKeep
 from groundlight.backbones.tokenizer import build_tokenizer
+from groundlight.ops import IGNORE_INDEX
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-IGNORE_INDEX = -100
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:

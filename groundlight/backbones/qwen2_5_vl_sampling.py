@@ -24,8 +24,8 @@ import torch
 from transformers import DynamicCache
 
 from groundlight.backbones.base import KeptOutput
+from groundlight.ops import IGNORE_INDEX, mask_columns
 
-IGNORE_INDEX = -100
 KeepMode = Literal["gather", "mask"]
 PositionMode = Literal["original", "contiguous"]
 
@@ -33,16 +33,6 @@ PositionMode = Literal["original", "contiguous"]
 def _hf(model: torch.nn.Module) -> torch.nn.Module:
     """The ``Qwen2_5_VLForConditionalGeneration`` under an optional peft wrapper."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def _keep_indices(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, L)`` bool → column indices ``(B, K)`` of the kept positions, left-padded, and their validity."""
-    counts = keep.sum(1)
-    order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices  # dropped first, kept last, order kept
-    width = int(counts.max())
-    index = order[:, order.shape[1] - width :]
-    valid = torch.arange(width, device=keep.device).unsqueeze(0) >= (width - counts).unsqueeze(1)
-    return index, valid
 
 
 def _contiguous_positions(valid: torch.Tensor) -> torch.Tensor:
@@ -105,7 +95,7 @@ class QwenTokenKeep:
             if labels is not None:
                 inputs["labels"] = labels.masked_fill(~keep, IGNORE_INDEX)
             return inputs
-        index, valid = _keep_indices(keep)
+        index, valid = mask_columns(keep, "right")  # kept last: generation continues from the last column
         batch_size, length, dim = embeds.shape
         flat = (index + torch.arange(batch_size, device=index.device).unsqueeze(1) * length).reshape(-1)
         gathered = embeds.reshape(batch_size * length, dim).index_select(0, flat).view(*index.shape, dim)

@@ -20,7 +20,7 @@ import torch
 from groundlight.backbones.base import LoraOptions
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.bench.model import make_items
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 from groundlight.methods.groundvts import GroundVTSModule, VTSConfig
 
 SIDE, FRAMES = 224, 64

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 from groundlight.losses import answer_cross_entropy
 
 

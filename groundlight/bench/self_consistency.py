@@ -20,7 +20,7 @@ import torch
 from data_modules.samples import VideoSample
 from groundlight.attention.probe import decoder_layers, last_prompt_positions
 from groundlight.bench.model import make_items, peak_rss_delta, return_freed_memory, sft_step, tiny_backbone
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 from groundlight.losses import answer_cross_entropy
 from groundlight.methods.self_consistency import ConsistencyOptions, PathwayAttention, SelfConsistencyModule
 

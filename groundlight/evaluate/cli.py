@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from groundlight.evaluate.io import write_json_atomic
+from groundlight.io import write_json_atomic
 
 BENCHMARKS: dict[str, str] = {
     "charades_sta": "groundlight.evaluate.moment",
@@ -70,7 +70,7 @@ def run(name: str, argv: Sequence[str]) -> int:
     result = module.evaluate(args)
     print(module.table(result))
     if getattr(args, "json", None):
-        write_json_atomic(args.json, result)
+        write_json_atomic(args.json, result, sort_keys=False)
         print(f"wrote {args.json}")
     return 0
 

@@ -3,7 +3,8 @@
 import torch
 
 from groundlight.backbones.base import LoraOptions
-from groundlight.backbones.qwen2_5_vl import IGNORE_INDEX, Qwen25VLBackbone, TinyQwenConfig
+from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
+from groundlight.ops import IGNORE_INDEX
 
 
 def make_items(processor, lengths=(6, 3)):

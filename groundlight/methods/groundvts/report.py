@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from groundlight.analysis.controls import split_controls
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 from groundlight.analysis.seeds import average_over_seeds
 from groundlight.viz.vts import density_overlap, plot_density, relevance_peak_overlap
 

@@ -15,26 +15,6 @@ import torch
 from torch.autograd.function import once_differentiable
 
 
-def visual_columns(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequence positions of each row's ``mask`` tokens, in order, then its other positions: ``(B, N)`` and validity.
-
-    ``N`` is the largest count over the batch; a shorter row is padded with its first unmasked
-    positions, so every row's entries stay distinct (a stable sort of ``~mask``, in O(L)).
-    """
-    batch, length = mask.shape
-    fewest, most = (int(count) for count in mask.sum(1).aminmax())
-    if fewest == most > 0:  # no padding (one video, or equal counts): the nonzero entries in row order
-        index = mask.nonzero()[:, 1].view(batch, most)
-        return index, torch.ones_like(index, dtype=torch.bool)
-    inside = mask.long()
-    counts = inside.sum(1, keepdim=True)
-    slot = torch.where(mask, inside.cumsum(1), counts + (1 - inside).cumsum(1)) - 1
-    positions = torch.arange(length, device=mask.device).expand(batch, length)
-    order = torch.empty_like(slot).scatter_(1, slot, positions)
-    width = max(most, 1)
-    return order[:, :width], torch.arange(width, device=mask.device).unsqueeze(0) < counts
-
-
 def flat_rows(index: torch.Tensor, length: int) -> torch.Tensor:
     """``(B, N)`` per-row sequence positions → positions in the ``(B * L, D)`` flattened sequence."""
     if index.shape[0] == 1:

@@ -28,7 +28,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from groundlight.methods.groundvts.rows import RowEdit, visual_columns
+from groundlight.methods.groundvts.rows import RowEdit
+from groundlight.ops import mask_columns
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,8 @@ class VisualTokenSampler(nn.Module):
 
     def forward(self, embeds: torch.Tensor, visual: torch.Tensor, query_mask: torch.Tensor,
                 attention_mask: torch.Tensor, frame_index: torch.Tensor) -> VTSOutput:
-        index, valid = visual_columns(visual)
-        pooled, pooled_valid = visual_columns(self.pooled_mask(query_mask, visual, attention_mask))
+        index, valid = mask_columns(visual, min_width=1)
+        pooled, pooled_valid = mask_columns(self.pooled_mask(query_mask, visual, attention_mask), min_width=1)
         rows = RowEdit(embeds)
         tokens, query_rows = rows.take(index, pooled)
         query_rows = query_rows * pooled_valid.unsqueeze(-1).to(query_rows.dtype)

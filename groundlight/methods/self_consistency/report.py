@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from groundlight.analysis.controls import split_controls
-from groundlight.callbacks import write_json_atomic
+from groundlight.io import write_json_atomic
 from groundlight.analysis.seeds import average_over_seeds
 
 STEER_MODES = ("none", "uniform", "proportional")
