@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data_modules.readers import read_task_split
 from data_modules.samples import VideoSample
-from data_modules.tasks import PromptTemplates, build_example
+from data_modules.tasks import PromptTemplates
+from groundlight.metrics.tasks import build_example
 from data_modules.video import VideoError, read_video
 
 log = logging.getLogger(__name__)

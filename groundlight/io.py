@@ -27,9 +27,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any, sort_keys: bool = True) -> Path:
-    """Indented JSON (numpy/torch scalars as floats); ``sort_keys=False`` keeps the caller's key order."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=float) + "\n")
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Indented JSON with sorted keys (numpy/torch scalars as floats)."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:

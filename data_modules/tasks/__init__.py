@@ -1,5 +1,5 @@
-"""Prompt and answer builders: VideoSample → (prompt, answer, target)."""
+"""Prompt and answer builders: VideoSample → (prompt, answer, query span)."""
 
-from data_modules.tasks.prompts import PromptTemplates, build_example, tokenizer_corpus
+from data_modules.tasks.prompts import PromptTemplates, tokenizer_corpus
 
-__all__ = ["PromptTemplates", "build_example", "tokenizer_corpus"]
+__all__ = ["PromptTemplates", "tokenizer_corpus"]

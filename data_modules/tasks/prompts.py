@@ -1,10 +1,13 @@
-"""Task prompts. The texts are snapshotted in tests: changing one is a visible decision."""
+"""Task prompts, one builder per task (the registry, ``groundlight.metrics.tasks``, maps tasks to them).
+
+Each builder returns the prompt body, the reference answer text and the query span: the part of the
+prompt that states what to look for (query-guided methods pool it). The texts are snapshotted in
+tests: changing one is a visible decision.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from data_modules.samples import VideoSample
 from groundlight.metrics.parse import format_window
 
@@ -34,26 +37,34 @@ class PromptTemplates:
     answer_decimals: int = 1
 
 
-def build_example(sample: VideoSample, templates: PromptTemplates, duration: float) -> dict[str, Any]:
-    """The prompt, the reference answer text and the scoring target of one sample."""
-    prefix = templates.duration_prefix.format(duration=duration) if templates.state_duration else ""
-    if sample.task == "moment_retrieval":
-        if not sample.windows:
-            raise ValueError(f"{sample.source or sample.sample_id}: moment retrieval sample has no window")
-        start, end = sample.windows[0]
-        prompt = templates.moment_retrieval.format(query=sample.query.strip())
-        return {"prompt": prefix + prompt, "answer": format_window(start, end, templates.answer_decimals)}
-    if sample.task == "mcq":
-        options = "\n".join(f"({LETTERS[i]}) {text}" for i, text in enumerate(sample.options or []))
-        prompt = templates.mcq.format(question=sample.query.strip(), options=options)
-        return {"prompt": prefix + prompt, "answer": LETTERS[sample.answer_index]}
-    if sample.task == "verify":
-        prompt = templates.verify.format(statement=sample.query.strip())
-        return {"prompt": prefix + prompt, "answer": "yes" if sample.label else "no"}
-    if sample.task == "open_qa" and sample.answer_text is not None:
-        # instruction-format samples (LLaVA-Video, Grounding-FT): the query is the whole user turn
-        return {"prompt": prefix + sample.query.strip(), "answer": sample.answer_text}
-    raise ValueError(f"{sample.source or sample.sample_id}: no prompt builder for task {sample.task!r}")
+def moment_retrieval_prompt(sample: VideoSample, templates: PromptTemplates) -> dict[str, str]:
+    if not sample.windows:
+        raise ValueError(f"{sample.source or sample.sample_id}: moment retrieval sample has no window")
+    start, end = sample.windows[0]
+    query = sample.query.strip()
+    return {"prompt": templates.moment_retrieval.format(query=query),
+            "answer": format_window(start, end, templates.answer_decimals), "query": query}
+
+
+def mcq_prompt(sample: VideoSample, templates: PromptTemplates) -> dict[str, str]:
+    options = "\n".join(f"({LETTERS[i]}) {text}" for i, text in enumerate(sample.options or []))
+    question = sample.query.strip()
+    return {"prompt": templates.mcq.format(question=question, options=options),
+            "answer": LETTERS[sample.answer_index], "query": question}
+
+
+def verify_prompt(sample: VideoSample, templates: PromptTemplates) -> dict[str, str]:
+    statement = sample.query.strip()
+    return {"prompt": templates.verify.format(statement=statement), "answer": "yes" if sample.label else "no",
+            "query": statement}
+
+
+def instruction_prompt(sample: VideoSample, templates: PromptTemplates) -> dict[str, str]:
+    """Instruction-format samples (LLaVA-Video, Grounding-FT): the query is the whole user turn."""
+    if sample.answer_text is None:
+        raise ValueError(f"{sample.source or sample.sample_id}: an instruction sample needs a reference answer")
+    query = sample.query.strip()
+    return {"prompt": query, "answer": sample.answer_text, "query": query}
 
 
 _WORDS = (

@@ -58,35 +58,44 @@ class VerificationPrompts:
             raise ValueError("verification template pools must not be empty")
 
 
-def ground_truth_text(sample: VideoSample, answer: str) -> str:
-    """The answer as a statement can quote it: the correct option's text for multiple choice."""
-    if sample.task == "mcq":
-        if sample.options is None or sample.answer_index is None:
-            raise ValueError(f"{sample.sample_id}: a multiple-choice sample needs options and answer_index")
-        return sample.options[sample.answer_index]
-    if sample.task == "open_qa" and sample.answer_text:
-        return sample.answer_text
-    return answer
+def option_text(sample: VideoSample, answer: str) -> str:
+    """A multiple-choice answer as a statement can quote it: the correct option's text, never its letter."""
+    if sample.options is None or sample.answer_index is None:
+        raise ValueError(f"{sample.sample_id}: a multiple-choice sample needs options and answer_index")
+    return sample.options[sample.answer_index]
 
 
-def rephrased_question(sample: VideoSample) -> str:
-    """The generation prompt's question without its answer-format instructions."""
-    if sample.task == "moment_retrieval":
-        return MOMENT_QUESTION.format(query=sample.query.strip().rstrip("."))
-    if sample.task == "verify":
-        return STATEMENT_QUESTION.format(statement=sample.query.strip())
+def reference_text(sample: VideoSample, answer: str) -> str:
+    """A free-form answer: the sample's reference text when it has one."""
+    return sample.answer_text or answer
+
+
+def moment_question(sample: VideoSample) -> str:
+    return MOMENT_QUESTION.format(query=sample.query.strip().rstrip("."))
+
+
+def statement_question(sample: VideoSample) -> str:
+    return STATEMENT_QUESTION.format(statement=sample.query.strip())
+
+
+def plain_question(sample: VideoSample) -> str:
     return sample.query.strip()
 
 
 def verification_prompt(sample: VideoSample, answer: str, duration: float, prompts: VerificationPrompts) -> str:
-    """The yes/no verification prompt of one sample whose reference answer text is ``answer``."""
+    """The yes/no verification prompt of one sample whose reference answer text is ``answer``.
+
+    The task registry says how each task rephrases its question and states its answer.
+    """
+    from groundlight.metrics.tasks import task_spec  # the registry imports this module's builders
     prefix = prompts.duration_prefix.format(duration=duration) if prompts.state_duration else ""
     if prompts.related_task == "summary":
         return prefix + prompts.summary_prompt
-    truth = ground_truth_text(sample, answer)
-    if sample.task == "open_qa" and sample.meta.get("feedback"):
+    task = task_spec(sample)
+    truth = task.truth(sample, answer)
+    if sample.meta.get("feedback"):  # open-ended feedback (ExpertAF) has its own pool
         pool = prompts.feedback_templates
         return prefix + pool[zlib.crc32(sample.sample_id.encode()) % len(pool)].format(answer=truth)
     pool = prompts.question_templates
     template = pool[zlib.crc32(sample.sample_id.encode()) % len(pool)]
-    return prefix + template.format(question=rephrased_question(sample), answer=truth)
+    return prefix + template.format(question=task.question(sample), answer=truth)

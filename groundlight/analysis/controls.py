@@ -57,7 +57,7 @@ def majority_answer(labels: Sequence[int]) -> int:
 
 def scores(samples: Sequence[VideoSample], predictions: Sequence[Any]) -> dict[str, float]:
     """The methods' task metrics (moment retrieval, multiple choice, ...) of ``predictions`` on ``samples``."""
-    from groundlight.methods.scoring import TaskMetrics
+    from groundlight.metrics.tasks import TaskMetrics
 
     metrics = TaskMetrics()
     metrics.update(samples, predictions)
@@ -77,8 +77,9 @@ def constant_scores(train: Sequence[VideoSample], test: Sequence[VideoSample], d
     train_mr = [s for s in train if s.task == "moment_retrieval"]
     window = fit_constant_window(train_mr, [durations[s.video_path] for s in train_mr])
     majority = majority_answer([s.answer_index for s in train if s.task == "mcq"] or [0])
-    preds = [window.predict(durations[s.video_path]) if s.task == "moment_retrieval" else majority for s in test]
-    return scores(test, preds)
+    control = {"moment_retrieval": lambda s: window.predict(durations[s.video_path]), "mcq": lambda s: majority}
+    scored = [s for s in test if s.task in control]
+    return scores(scored, [control[s.task](s) for s in scored])
 
 
 def split_controls(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 from data_modules.samples import VideoSample
 from groundlight.analysis.controls import constant_scores, durations_of, scores
 from groundlight.io import write_json_atomic, write_jsonl_atomic
-from groundlight.methods.scoring import parse_prediction
+from groundlight.metrics.tasks import parse_prediction
 from groundlight.viz import save_figure
 
 COLUMNS = ("R1@0.5", "mIoU", "mcq_accuracy")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from groundlight.io import write_json_atomic
+from groundlight.io import write_text_atomic
 
 BENCHMARKS: dict[str, str] = {
     "charades_sta": "groundlight.evaluate.moment",
@@ -70,7 +71,7 @@ def run(name: str, argv: Sequence[str]) -> int:
     result = module.evaluate(args)
     print(module.table(result))
     if getattr(args, "json", None):
-        write_json_atomic(args.json, result, sort_keys=False)
+        write_text_atomic(args.json, json.dumps(result, indent=4))  # byte for byte as the official scripts write it
         print(f"wrote {args.json}")
     return 0
 

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from groundlight.backbones.base import VideoBackbone
-from groundlight.methods.scoring import TaskMetrics, parse_prediction, prediction_record
+from groundlight.metrics.tasks import TaskMetrics, parse_prediction, prediction_record
 
 log = logging.getLogger(__name__)
 

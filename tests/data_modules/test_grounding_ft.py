@@ -7,7 +7,8 @@ import pytest
 from data_modules.formats.activitynet_captions import read_activitynet_captions
 from data_modules.formats.llava_video import read_instructions, read_llava_video
 from data_modules.samples import AnnotationError
-from data_modules.tasks import PromptTemplates, build_example
+from data_modules.tasks import PromptTemplates
+from groundlight.metrics.tasks import build_example
 from data_modules.tasks.grounding_templates import (
     EVAL_PROMPT,
     HD_TEMPLATES,
@@ -86,7 +87,7 @@ def test_on_the_fly_readers_match_the_converter(official):
     qvh = read_qvhighlights_ft(official / "qvh.jsonl", official / "videos")
     assert [s.task for s in charades + qvh] == ["open_qa"] * 3
     example = build_example(charades[0], PromptTemplates(state_duration=False), 30.0)
-    assert example == {"prompt": charades[0].query, "answer": "from 20.8s to 30.0s"}
+    assert example == {"prompt": charades[0].query, "answer": "from 20.8s to 30.0s", "query": charades[0].query}
 
 
 def test_activitynet_reader_checks_its_fields(tmp_path):

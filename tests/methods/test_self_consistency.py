@@ -5,7 +5,8 @@ import torch
 
 from data_modules.datamodule import collate_items
 from data_modules.samples import VideoSample
-from data_modules.tasks import PromptTemplates, build_example
+from data_modules.tasks import PromptTemplates
+from groundlight.metrics.tasks import build_example
 from data_modules.tasks.verification import VerificationPrompts, verification_prompt
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.methods.self_consistency import ConsistencyOptions, SelfConsistencyModule

@@ -23,7 +23,7 @@ from groundlight.backbones.base import VideoBackbone
 from groundlight.losses import answer_cross_entropy
 from groundlight.methods.base import GroundingModule, OptimizerConfig
 from groundlight.methods.groundvts.vts import VisualTokenSampler, VTSConfig, VTSOutput
-from groundlight.methods.scoring import parse_prediction, prediction_record
+from groundlight.metrics.tasks import parse_prediction, prediction_record
 
 log = logging.getLogger(__name__)
 TRAINABLE_GROUPS = ("vts", "projector", "lora", "llm", "all")
