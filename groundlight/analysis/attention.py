@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from groundlight.attention.probe import AttentionProbe, decoder_layers, last_prompt_positions
+from groundlight.attention.probe import AttentionProbe, last_prompt_positions
 from groundlight.attention.quality import QualityAccumulator, row_quality
 from groundlight.attention.sinks import DEFAULT_TAU, massive_dimensions
 from groundlight.attention.steering import keyframe_tokens
@@ -138,13 +138,13 @@ def attention_report(model: Any, loader: Iterator[dict[str, Any]], head_layer: i
 
     ``head_layer`` ``None`` scores the heads of the layer with the best quality.
     """
-    layers = sorted(decoder_layers(model.backbone.model))
+    layers = sorted(model.backbone.decoder_layers())
     if head_layer is not None and head_layer not in layers:
         raise SystemExit(f"--layer {head_layer} is not a decoder layer (0..{layers[-1]})")
     per_layer, per_head = QualityAccumulator(), QualityAccumulator()
     samples = 0
     for batch in loader:
-        with torch.no_grad(), AttentionProbe(model.backbone.model, layers, stop_after=True) as probe:
+        with torch.no_grad(), AttentionProbe(model.backbone, layers, stop_after=True) as probe:
             probe.query_positions = last_prompt_positions(batch)
             model.backbone(batch)
         visual, keyframes = model.backbone.visual_mask(batch).cpu(), keyframe_tokens(batch)

@@ -9,7 +9,7 @@ model passes ``attention_mask=None`` and padding is silently ignored.
 
 Usage::
 
-    with AttentionProbe(backbone.model, layers=[8]) as probe:
+    with AttentionProbe(backbone, layers=[8]) as probe:
         probe.query_positions = last_prompt_positions(batch)
         output = backbone(batch)
     probe.rows[8]     # (B, H, L) attention of the last prompt token, with gradients
@@ -27,6 +27,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from groundlight.backbones.base import VideoBackbone
 from groundlight.ops import mask_columns
 
 PROBE_IMPLEMENTATION = "groundlight_probe"
@@ -47,18 +48,6 @@ def probe_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.T
 
 AttentionInterface.register(PROBE_IMPLEMENTATION, probe_attention_forward)
 AttentionMaskInterface.register(PROBE_IMPLEMENTATION, sdpa_mask)
-
-
-def decoder_layers(model: nn.Module) -> dict[int, nn.Module]:
-    """``layer_idx → decoder layer`` of the language model (modules with a ``self_attn`` that has ``layer_idx``)."""
-    found: dict[int, nn.Module] = {}
-    for name, module in model.named_modules():
-        attention = getattr(module, "self_attn", None)
-        if attention is not None and getattr(attention, "layer_idx", None) is not None and "visual" not in name:
-            found.setdefault(attention.layer_idx, module)
-    if not found:
-        raise ValueError(f"{type(model).__name__}: found no decoder layers with `self_attn.layer_idx` to probe")
-    return found
 
 
 class ProbeComplete(Exception):
@@ -85,7 +74,7 @@ class AttentionProbe:
     """Switches a model's language layers to the probing attention while the context is open.
 
     Args:
-        model: the HF model (``backbone.model``).
+        backbone: the video-LLM whose decoder layers are probed.
         layers: decoder layer indices whose last-prompt-token row is recorded.
         steer: optional redistribution of the recorded probabilities; when it returns a
             tensor, that layer's output row is recomputed from it (inference only).
@@ -93,9 +82,9 @@ class AttentionProbe:
             the stop): for passes whose only use is the recorded rows.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[int], steer: Steer | None = None,
+    def __init__(self, backbone: VideoBackbone, layers: Sequence[int], steer: Steer | None = None,
                  stop_after: bool = False) -> None:
-        self.layers = decoder_layers(model)
+        self.layers = backbone.decoder_layers()
         missing = sorted(set(layers) - set(self.layers))
         if missing:
             raise ValueError(f"cannot probe layers {missing}: the language model has layers 0..{max(self.layers)}")

@@ -26,6 +26,7 @@ import torch
 
 from groundlight.attention.probe import AttentionProbe
 from groundlight.attention.sinks import DEFAULT_TAU, non_sink_ratio, sink_tokens, top_heads, visual_mass
+from groundlight.backbones.base import VideoBackbone
 
 SteerMode = Literal["none", "uniform", "proportional"]
 HeadSelection = Literal["manual", "non_sink_ratio", "visual_sum"]
@@ -113,10 +114,10 @@ class AttentionSteering(L.Callback):
         self._probe: AttentionProbe | None = None
         self._state: dict[str, torch.Tensor] = {}
 
-    def start(self, model: torch.nn.Module, batch: dict[str, Any]) -> None:
-        """Steer the next forward passes of ``model`` (the HF model) for ``batch``."""
+    def start(self, backbone: VideoBackbone, batch: dict[str, Any]) -> None:
+        """Steer the next forward passes of ``backbone`` for ``batch``."""
         self._state = {"visual": batch["frame_index"] >= 0, "keyframes": keyframe_tokens(batch)}
-        self._probe = AttentionProbe(model, [self.layer], steer=self._steer).__enter__()
+        self._probe = AttentionProbe(backbone, [self.layer], steer=self._steer).__enter__()
 
     def stop(self) -> None:
         if self._probe is not None:
@@ -144,7 +145,7 @@ class AttentionSteering(L.Callback):
 
     def _on_start(self, module: L.LightningModule, batch: dict[str, Any]) -> None:
         if batch.get("samples"):
-            self.start(module.backbone.model, batch)
+            self.start(module.backbone, batch)
 
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
         self._on_start(module, batch)

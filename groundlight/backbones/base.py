@@ -1,15 +1,22 @@
 """The small interface every video-LLM family implements.
 
 Methods talk to a backbone only through this interface: they never import a model
-family's class. A backbone owns its processor (frames → pixels, prompt → tokens),
-knows which sequence positions are visual and which frame each one shows, and runs
-forward passes and batched generation.
+family's class or reach for its HF modules. A backbone owns its processor (frames →
+pixels, prompt → tokens), knows which sequence positions are visual and which frame each
+one shows, runs forward passes and batched generation, hands out its decoder layers (for
+attention probes), replays a batch's visual features for a second prompt over the same
+videos, and runs the LLM on a subset of kept tokens. ``tests/backbones/test_contract.py``
+holds every registered family to it.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,21 +46,19 @@ class LoraOptions:
 class VisualInput:
     """One video after the backbone's preprocessing, ready to be collated.
 
+    Families subclass it for what only they need (Qwen: the patch grid and seconds per grid).
+
     Attributes:
-        pixel_values: flattened patches, family-specific layout.
-        grid_thw: ``(t, h, w)`` patch grid of the video.
+        pixel_values: the video's pixel tensor, family-specific layout.
         num_tokens: visual tokens the LLM sees for this video.
         token_frame: ``(num_tokens,)`` index of the (first) sampled frame each token shows.
         timestamps: ``(T,)`` seconds of the sampled frames.
-        seconds_per_step: seconds between consecutive temporal token groups.
     """
 
     pixel_values: torch.Tensor
-    grid_thw: tuple[int, int, int]
     num_tokens: int
     token_frame: torch.Tensor
     timestamps: torch.Tensor
-    seconds_per_step: float
 
 
 @dataclass
@@ -62,21 +67,26 @@ class KeptOutput:
 
     Attributes:
         logits: ``(B, K, V)`` over the kept (gathered) sequence.
-        labels: ``(B, K)`` labels aligned with ``logits``, ``-100`` off the answer; ``None`` without labels.
+        labels: ``(B, K)`` labels aligned with ``logits``, ``IGNORE_INDEX`` off the answer; ``None`` without labels.
         attention_mask: ``(B, K)`` the mask the LLM saw.
         index: ``(B, K)`` original sequence position of each column, ``-1`` for padding.
-        position_ids: the position ids the LLM saw (family layout; Qwen: ``(3, B, K)``).
     """
 
     logits: torch.Tensor
     labels: torch.Tensor | None
     attention_mask: torch.Tensor
     index: torch.Tensor
-    position_ids: torch.Tensor
 
 
 class VideoProcessor(ABC):
-    """Picklable preprocessing half of a backbone; DataLoader workers run it."""
+    """Picklable preprocessing half of a backbone; DataLoader workers run it.
+
+    Attributes:
+        visual_keys: the batch keys that hold the videos' tensors (pixels, grids, timing): a
+            second prompt over the same videos can share them instead of collating copies.
+    """
+
+    visual_keys: tuple[str, ...] = ()
 
     @abstractmethod
     def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> VisualInput:
@@ -84,13 +94,19 @@ class VideoProcessor(ABC):
 
     @abstractmethod
     def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
-        """Batch prepared items (``visual``, ``prompt``, ``answer``) into model inputs.
+        """Batch prepared items (``visual``, ``prompt``, ``answer``, optional ``query``) into model inputs.
 
-        The batch always holds ``frame_index`` ``(B, L)``: the frame each position shows,
-        ``-1`` for non-visual positions. With ``with_answer`` it holds ``labels`` with
-        ``-100`` everywhere but the answer tokens; without, prompts are left-padded for
-        generation. Without ``with_pixels`` the pixel tensors are left out (not copied):
-        for a second prompt over videos whose pixels another batch already holds.
+        Every family's batch holds, besides its own model inputs:
+
+        - ``input_ids`` and ``attention_mask`` ``(B, L)``, left-padded;
+        - ``frame_index`` ``(B, L)``: the sampled frame each position shows, ``-1`` where non-visual;
+        - ``frame_seconds``: per row, ``(num_tokens,)`` seconds of the frame each visual token shows;
+        - ``query_mask`` ``(B, L)`` bool: the prompt tokens overlapping the item's ``query`` span
+          (the task builder says which text that is; none without one);
+        - with ``with_answer``, ``labels`` with ``IGNORE_INDEX`` everywhere but the answer tokens.
+
+        Without ``with_pixels`` the pixel tensors are left out (not copied): for a second prompt
+        over videos whose pixels another batch already holds (see ``visual_keys``).
         """
 
     @abstractmethod
@@ -99,17 +115,60 @@ class VideoProcessor(ABC):
 
 
 class VideoBackbone(nn.Module, ABC):
-    """A video-LLM behind the methods' interface."""
+    """A video-LLM behind the methods' interface.
+
+    Methods, analyses and benches use only what is declared here; the HF model and its
+    module names stay inside the family's file.
+    """
 
     processor: VideoProcessor
 
     @abstractmethod
     def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
-        """Teacher-forced forward pass; returns the HF output with ``logits``."""
+        """Teacher-forced forward pass; returns the HF output with ``logits`` (``hidden_states`` on request)."""
 
     @abstractmethod
     def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
         """Batched greedy generation from a left-padded prompt batch."""
+
+    @abstractmethod
+    def decoder_layers(self) -> dict[int, nn.Module]:
+        """``layer index → decoder layer`` of the language model (each has ``self_attn``), for probes and steering."""
+
+    @abstractmethod
+    def vision_encoder(self) -> nn.Module:
+        """The module that turns a batch's pixels into visual features (what :meth:`reuse_visual_features` replays)."""
+
+    @abstractmethod
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write weights, config and tokenizer so that the family's ``pretrained=directory`` loads them back."""
+
+    @contextmanager
+    def reuse_visual_features(self) -> Iterator[VisualReuse]:
+        """Encode a batch's videos once and replay the features for further prompts over the same videos.
+
+        Inside the context, the first pass records the vision encoder's output; after
+        ``reuse.replay = True`` later passes get that output instead of running the encoder again.
+        """
+        reuse = VisualReuse()
+        encoder = self.vision_encoder()
+        original, own = encoder.forward, encoder.__dict__.get("forward")
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            if not reuse.replay or reuse.output is None:
+                output = original(*args, **kwargs)
+                reuse.output = copy.copy(output)  # callers may rebind fields of the output object
+                return output
+            return copy.copy(reuse.output)
+
+        encoder.forward = forward
+        try:
+            yield reuse
+        finally:
+            if own is None:
+                del encoder.forward  # back to the class's forward
+            else:
+                encoder.forward = own
 
     @staticmethod
     def visual_mask(batch: dict[str, Any]) -> torch.Tensor:
@@ -144,9 +203,9 @@ class VideoBackbone(nn.Module, ABC):
                      mode: str = "gather", positions: str = "original") -> KeptOutput:
         """Teacher-forced pass over ``embeds`` where ``keep`` ``(B, L)`` is true.
 
-        Kept tokens keep their full-sequence position ids (``positions="contiguous"``
-        renumbers them as if there were no gaps). ``mode="gather"`` shrinks the sequence;
-        ``"mask"`` keeps it and masks the dropped tokens out of attention.
+        Kept tokens keep the position ids they have in the full sequence, whatever the family's
+        layout (``positions="contiguous"`` renumbers them as if there were no gaps).
+        ``mode="gather"`` shrinks the sequence; ``"mask"`` keeps it and masks the dropped tokens out.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
@@ -157,3 +216,10 @@ class VideoBackbone(nn.Module, ABC):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+class VisualReuse:
+    """State of :meth:`VideoBackbone.reuse_visual_features`: set ``replay`` once the first pass has run."""
+
+    replay: bool = False
+    output: Any = None

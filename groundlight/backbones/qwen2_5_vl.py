@@ -10,8 +10,11 @@ back to 1-D positions.
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +23,7 @@ from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForCondition
 
 from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
 from groundlight.backbones.lora import apply_lora, freeze_modules
-from groundlight.backbones.qwen2_5_vl_sampling import QwenTokenKeep
+from groundlight.backbones.qwen2_5_vl_sampling import QwenTokenKeep, hf_model
 from groundlight.backbones.tokenizer import build_tokenizer
 from groundlight.ops import IGNORE_INDEX
 
@@ -46,6 +49,19 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 
 
 @dataclass
+class QwenVisualInput(VisualInput):
+    """A Qwen-preprocessed video: the shared fields plus its patch grid and timing.
+
+    Attributes:
+        grid_thw: ``(t, h, w)`` patch grid of the video.
+        seconds_per_step: seconds between consecutive temporal token groups (``second_per_grid_ts``).
+    """
+
+    grid_thw: tuple[int, int, int] = (0, 0, 0)
+    seconds_per_step: float = 1.0
+
+
+@dataclass
 class QwenVideoProcessor(VideoProcessor):
     """Frames and prompts → Qwen2.5-VL inputs.
 
@@ -62,6 +78,7 @@ class QwenVideoProcessor(VideoProcessor):
     merge_size: int = 2
     temporal_patch_size: int = 2
     system_prompt: str | None = None
+    visual_keys = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
     @property
     def factor(self) -> int:
@@ -88,7 +105,7 @@ class QwenVideoProcessor(VideoProcessor):
         patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
         return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p), grid
 
-    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> VisualInput:
+    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> QwenVisualInput:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
             raise ValueError(f"expected frames (T>0, H, W, 3), got {tuple(frames.shape)}")
         video = self.resize(frames) / 255.0
@@ -99,7 +116,7 @@ class QwenVideoProcessor(VideoProcessor):
         num_tokens = grid[0] * tokens_per_step
         step = torch.arange(num_tokens) // tokens_per_step
         token_frame = (step * self.temporal_patch_size).clamp(max=frames.shape[0] - 1)
-        return VisualInput(
+        return QwenVisualInput(
             pixel_values=pixel_values,
             grid_thw=grid,
             num_tokens=num_tokens,
@@ -108,36 +125,48 @@ class QwenVideoProcessor(VideoProcessor):
             seconds_per_step=self.temporal_patch_size * _frame_interval(timestamps),
         )
 
-    def prompt_ids(self, prompt: str, visual: VisualInput) -> list[int]:
-        """Chat-formatted prompt ids with the video placeholder expanded to its tokens."""
+    def prompt_ids(self, prompt: str, visual: VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
+        """Chat-formatted prompt ids with the video placeholder expanded, and per id: is it query text?
+
+        The query is located in the prompt by its last occurrence; tokens are matched by character
+        offsets, so BPE merges across the query's edges count as query tokens. One tokenization gives both.
+        """
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         if self.system_prompt is not None:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = encoded["input_ids"]
         video_id = self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
         if ids.count(video_id) != 1:
             raise ValueError("the chat template must place exactly one <|video_pad|> per video")
+        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
+        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
+        end = start + len(query)
+        flags = [a < end and b > start for a, b in encoded["offset_mapping"]]
         at = ids.index(video_id)
-        return ids[:at] + [video_id] * visual.num_tokens + ids[at + 1 :]
+        return (ids[:at] + [video_id] * visual.num_tokens + ids[at + 1 :],
+                flags[:at] + [False] * visual.num_tokens + flags[at + 1 :])
 
     def answer_ids(self, answer: str) -> list[int]:
         return self.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
 
     def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
         rows = [self._row(item, with_answer) for item in items]
-        length = max(len(ids) for ids, _, _ in rows)
+        length = max(len(row[0]) for row in rows)
         pad_id = self.tokenizer.pad_token_id
         input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
         frame_index = torch.full((len(rows), length), -1, dtype=torch.long)
-        for b, (ids, row_labels, row_frames) in enumerate(rows):
+        query_mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for b, (ids, row_labels, row_frames, row_query) in enumerate(rows):
             start = length - len(ids)  # left padding: generation continues from the last column
             input_ids[b, start:] = torch.tensor(ids)
             labels[b, start:] = torch.tensor(row_labels)
             attention_mask[b, start:] = 1
             frame_index[b, start:] = row_frames
+            query_mask[b, start : start + len(row_query)] = torch.tensor(row_query, dtype=torch.bool)
         visuals = [item["visual"] for item in items]
         batch = {
             "input_ids": input_ids,
@@ -146,54 +175,25 @@ class QwenVideoProcessor(VideoProcessor):
             "video_grid_thw": torch.tensor([v.grid_thw for v in visuals], dtype=torch.long),
             "second_per_grid_ts": torch.tensor([v.seconds_per_step for v in visuals], dtype=torch.float),
             "frame_index": frame_index,
+            "query_mask": query_mask,
+            "frame_seconds": [v.timestamps[v.token_frame].float() for v in visuals],
         }
         if with_pixels:
             batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
-        batch["query_mask"] = self._query_mask(items, rows, length)
-        batch["frame_seconds"] = [v.timestamps[v.token_frame].float() for v in visuals]
         if with_answer:
             batch["labels"] = labels
         return batch
 
-    def query_flags(self, prompt: str, query: str, visual: VisualInput) -> list[bool]:
-        """Per prompt token (as :meth:`prompt_ids` lays them out): does it overlap the query's text?
-
-        The query is located in the prompt by its last occurrence; tokens are matched by
-        character offsets, so BPE merges across the query's edges count as query tokens.
-        """
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
-        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
-        end = start + len(query)
-        flags = [a < end and b > start for a, b in encoded["offset_mapping"]]
-        at = encoded["input_ids"].index(self.tokenizer.convert_tokens_to_ids("<|video_pad|>"))
-        return flags[:at] + [False] * visual.num_tokens + flags[at + 1 :]
-
-    def _query_mask(self, items: list[dict[str, Any]], rows: list, length: int) -> torch.Tensor:
-        """``(B, L)`` bool: the user query's text tokens (``item["query"]``, else the sample's query)."""
-        mask = torch.zeros((len(items), length), dtype=torch.bool)
-        for b, (item, (ids, _, _)) in enumerate(zip(items, rows)):
-            sample = item.get("sample")
-            query = item.get("query", getattr(sample, "query", "") or "").strip()
-            flags = torch.tensor(self.query_flags(item["prompt"], query, item["visual"]), dtype=torch.bool)
-            start = length - len(ids)
-            mask[b, start : start + len(flags)] = flags
-        return mask
-
-    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor]:
+    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
         visual: VisualInput = item["visual"]
-        prompt = self.prompt_ids(item["prompt"], visual)
+        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
         answer = self.answer_ids(item["answer"]) if with_answer else []
         ids = prompt + answer
         labels = [IGNORE_INDEX] * len(prompt) + answer
         frames = torch.full((len(ids),), -1, dtype=torch.long)
         video_id = self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
         frames[torch.tensor(ids) == video_id] = visual.token_frame
-        return ids, labels, frames
+        return ids, labels, frames, query
 
     def decode(self, token_ids: torch.Tensor) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
@@ -311,6 +311,18 @@ class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
         if lora is not None:
             self.model = apply_lora(self.model, lora)
 
+    def decoder_layers(self) -> dict[int, torch.nn.Module]:
+        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
+
+    def vision_encoder(self) -> torch.nn.Module:
+        return hf_model(self.model).model.visual
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
+        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
+        model.save_pretrained(directory)
+        self.processor.tokenizer.save_pretrained(directory)
+
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
         inputs = {k: batch[k] for k in keys}
@@ -330,7 +342,10 @@ class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
         return self.processor.decode(output[:, batch["input_ids"].shape[1] :])
 
 
-def _tiny_corpus() -> list[str]:
-    from data_modules.tasks import tokenizer_corpus
+TINY_CORPUS = Path(__file__).with_name("tiny_corpus.json")
+"""Text the project owns (prompt templates and the benchmark's words) for the tiny model's BPE; a test keeps
+it equal to ``data_modules.tasks.tokenizer_corpus()``."""
 
-    return tokenizer_corpus()
+
+def _tiny_corpus() -> list[str]:
+    return json.loads(TINY_CORPUS.read_text(encoding="utf-8"))

@@ -30,7 +30,7 @@ KeepMode = Literal["gather", "mask"]
 PositionMode = Literal["original", "contiguous"]
 
 
-def _hf(model: torch.nn.Module) -> torch.nn.Module:
+def hf_model(model: torch.nn.Module) -> torch.nn.Module:
     """The ``Qwen2_5_VLForConditionalGeneration`` under an optional peft wrapper."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -49,18 +49,18 @@ class QwenTokenKeep:
 
     @property
     def embedding_dim(self) -> int:
-        return _hf(self.model).config.text_config.hidden_size
+        return hf_model(self.model).config.text_config.hidden_size
 
     def projector_parameters(self) -> list[torch.nn.Parameter]:
-        return list(_hf(self.model).model.visual.merger.parameters())
+        return list(hf_model(self.model).model.visual.merger.parameters())
 
     def language_model_parameters(self) -> list[torch.nn.Parameter]:
-        vision = {id(p) for p in _hf(self.model).model.visual.parameters()}
+        vision = {id(p) for p in hf_model(self.model).model.visual.parameters()}
         return [p for p in self.model.parameters() if id(p) not in vision]
 
     def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
         """Token embeddings ``(B, L, D)`` with the projected visual features scattered into the video slots."""
-        hf = _hf(self.model)
+        hf = hf_model(self.model)
         embeds = hf.get_input_embeddings()(batch["input_ids"])
         pixels = batch["pixel_values_videos"].to(hf.dtype)
         features = hf.model.get_video_features(pixels, batch["video_grid_thw"], return_dict=True).pooler_output
@@ -70,7 +70,7 @@ class QwenTokenKeep:
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(3, B, L)`` MRoPE ids of the full (undropped) sequence, from the model's own ``get_rope_index``."""
-        positions, _ = _hf(self.model).model.get_rope_index(
+        positions, _ = hf_model(self.model).model.get_rope_index(
             batch["input_ids"], mm_token_type_ids=batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
             second_per_grid_ts=batch["second_per_grid_ts"], attention_mask=batch["attention_mask"],
         )
@@ -121,7 +121,7 @@ class QwenTokenKeep:
             inputs_embeds=inputs["inputs_embeds"], position_ids=inputs["position_ids"],
             attention_mask=inputs["attention_mask"], use_cache=False,
         )
-        return KeptOutput(output.logits, inputs.get("labels"), inputs["attention_mask"], inputs["index"], inputs["position_ids"])
+        return KeptOutput(output.logits, inputs.get("labels"), inputs["attention_mask"], inputs["index"])
 
     @torch.no_grad()
     def generate_kept(
@@ -136,10 +136,10 @@ class QwenTokenKeep:
     def _greedy(self, inputs: dict[str, torch.Tensor], max_new_tokens: int, use_cache: bool,
                 stop_at_eos: bool = True) -> torch.Tensor:
         tokenizer = self.processor.tokenizer
-        embed = _hf(self.model).get_input_embeddings()
+        embed = hf_model(self.model).get_input_embeddings()
         sequence, position_ids, attention = inputs["inputs_embeds"], inputs["position_ids"], inputs["attention_mask"]
         next_position = position_ids.masked_fill(attention.eq(0).unsqueeze(0), -1).amax(dim=(0, 2)) + 1
-        cache = DynamicCache(config=_hf(self.model).config.text_config) if use_cache else None
+        cache = DynamicCache(config=hf_model(self.model).config.text_config) if use_cache else None
         step_embeds, step_positions = sequence, position_ids
         finished = torch.zeros(sequence.shape[0], dtype=torch.bool, device=sequence.device)
         generated = []

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from data_modules.samples import VideoSample
-from groundlight.attention.probe import decoder_layers, last_prompt_positions
+from groundlight.attention.probe import last_prompt_positions
 from groundlight.bench.model import make_items, peak_rss_delta, return_freed_memory, sft_step, tiny_backbone
 from groundlight.io import write_json_atomic
 from groundlight.losses import answer_cross_entropy
@@ -52,7 +52,7 @@ def _eager_pathway(module: SelfConsistencyModule, batch: dict[str, Any]) -> tupl
 
 def naive_step(module: SelfConsistencyModule, batch: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
     """The same losses, with attention taken from eager ``output_attentions=True`` (all layers)."""
-    configs = {id(m.self_attn.config): m.self_attn.config for m in decoder_layers(module.backbone.model).values()}
+    configs = {id(m.self_attn.config): m.self_attn.config for m in module.backbone.decoder_layers().values()}
     for config in configs.values():
         config._attn_implementation_internal = "eager"
     try:

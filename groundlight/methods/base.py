@@ -70,13 +70,19 @@ class GroundingModule(L.LightningModule):
             self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
         return loss
 
+    def generate_texts(self, batch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The generation hook: greedy answers for a prompt batch, and per sample any fields the method adds
+        to its prediction record. A method that generates differently overrides this, nothing else."""
+        texts = self.backbone.generate(batch, self.max_new_tokens)
+        return texts, [{} for _ in texts]
+
     def generate_records(self, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
-        """Greedy answers for a prompt batch: one prediction record and one parsed answer per sample."""
+        """One prediction record and one parsed answer per sample of a prompt batch."""
         if not batch["samples"]:
             return [], []
-        texts = self.backbone.generate(batch, self.max_new_tokens)
+        texts, extras = self.generate_texts(batch)
         parsed = [parse_prediction(s, t) for s, t in zip(batch["samples"], texts)]
-        records = [prediction_record(s, t, p) for s, t, p in zip(batch["samples"], texts, parsed)]
+        records = [prediction_record(s, t, p) | extra for s, t, p, extra in zip(batch["samples"], texts, parsed, extras)]
         return records, parsed
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

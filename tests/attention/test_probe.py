@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from groundlight.attention.probe import AttentionProbe, decoder_layers, last_prompt_positions
+from groundlight.attention.probe import AttentionProbe, last_prompt_positions
 
 
 def video_items(backbone, lengths=(4, 8), side=56, answer=None):
@@ -18,7 +18,7 @@ def video_items(backbone, lengths=(4, 8), side=56, answer=None):
 
 
 def set_text_attention(backbone, name):
-    for layer in decoder_layers(backbone.model).values():
+    for layer in backbone.decoder_layers().values():
         layer.self_attn.config._attn_implementation_internal = name
 
 
@@ -27,7 +27,7 @@ def test_probe_row_equals_eager_on_left_padded_batch(tiny_backbone, with_answer)
     batch = tiny_backbone.processor.collate(video_items(tiny_backbone), with_answer=with_answer)
     assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must be left-padded"
     positions = last_prompt_positions(batch)
-    with torch.no_grad(), AttentionProbe(tiny_backbone.model, layers=[0, 1]) as probe:
+    with torch.no_grad(), AttentionProbe(tiny_backbone, layers=[0, 1]) as probe:
         probe.query_positions = positions
         probed_logits = tiny_backbone(batch).logits
     set_text_attention(tiny_backbone, "eager")
@@ -57,8 +57,8 @@ def test_last_prompt_position_precedes_the_answer(tiny_backbone):
 
 def test_probe_keeps_gradients_and_restores_sdpa(tiny_backbone):
     batch = tiny_backbone.processor.collate(video_items(tiny_backbone), with_answer=True)
-    layers = decoder_layers(tiny_backbone.model)
-    with AttentionProbe(tiny_backbone.model, layers=[1]) as probe:
+    layers = tiny_backbone.decoder_layers()
+    with AttentionProbe(tiny_backbone, layers=[1]) as probe:
         probe.query_positions = last_prompt_positions(batch)
         tiny_backbone(batch)
         assert layers[1].self_attn.config._attn_implementation == "groundlight_probe"
@@ -72,7 +72,7 @@ def test_probe_keeps_gradients_and_restores_sdpa(tiny_backbone):
 
 def test_probe_rejects_missing_layer(tiny_backbone):
     with pytest.raises(ValueError, match="layers 0..1"):
-        AttentionProbe(tiny_backbone.model, layers=[8])
+        AttentionProbe(tiny_backbone, layers=[8])
 
 
 def test_visual_rows_left_aligns_visual_keys():
@@ -87,10 +87,10 @@ def test_visual_rows_left_aligns_visual_keys():
 
 def test_probe_can_stop_the_pass_after_the_last_probed_layer(tiny_backbone):
     batch = tiny_backbone.processor.collate(video_items(tiny_backbone), with_answer=False)
-    with torch.no_grad(), AttentionProbe(tiny_backbone.model, layers=[0]) as full:
+    with torch.no_grad(), AttentionProbe(tiny_backbone, layers=[0]) as full:
         tiny_backbone(batch)
     output = None
-    with torch.no_grad(), AttentionProbe(tiny_backbone.model, layers=[0], stop_after=True) as stopped:
+    with torch.no_grad(), AttentionProbe(tiny_backbone, layers=[0], stop_after=True) as stopped:
         output = tiny_backbone(batch)
     assert output is None and torch.equal(stopped.rows[0], full.rows[0])
-    assert decoder_layers(tiny_backbone.model)[0].self_attn.config._attn_implementation == "sdpa"
+    assert tiny_backbone.decoder_layers()[0].self_attn.config._attn_implementation == "sdpa"

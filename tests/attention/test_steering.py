@@ -51,12 +51,12 @@ def test_steered_forward_changes_only_with_a_real_redistribution(tiny_backbone):
     with torch.no_grad():
         plain = tiny_backbone(all_frames).logits[:, -1]
         steering = AttentionSteering(layer=1, mode="proportional", selection="manual", heads=[0, 1, 2, 3])
-        steering.start(tiny_backbone.model, all_frames)  # every token is a keyframe: Eq. 11 is the identity
+        steering.start(tiny_backbone, all_frames)  # every token is a keyframe: Eq. 11 is the identity
         identity = tiny_backbone(all_frames).logits[:, -1]
         steering.stop()
         one_frame = steering_batch(tiny_backbone, [3.0])
         steering = AttentionSteering(layer=1, mode="proportional", selection="non_sink_ratio", top_k=2)
-        steering.start(tiny_backbone.model, one_frame)
+        steering.start(tiny_backbone, one_frame)
         steered = tiny_backbone(one_frame).logits[:, -1]
         assert steering._state["heads"].shape == (2, 2)
         steering.stop()
@@ -65,10 +65,26 @@ def test_steered_forward_changes_only_with_a_real_redistribution(tiny_backbone):
     assert not torch.allclose(steered, plain, atol=1e-4)
 
 
-def test_steered_generation_runs_with_cache(tiny_backbone):
+def test_steered_generation_with_cache_equals_recomputing_every_step(tiny_backbone):
+    """Steering acts on every decode step: cached decoding (one new query row per step) gives the tokens of
+    recomputing the whole sequence each step, and the steer is called on the prompt and on each new token."""
     batch = steering_batch(tiny_backbone, [3.0])
-    steering = AttentionSteering(layer=1, mode="uniform", selection="visual_sum", top_k=2)
-    steering.start(tiny_backbone.model, batch)
-    texts = tiny_backbone.generate(batch, max_new_tokens=3)
-    steering.stop()
-    assert len(texts) == 2
+    length = batch["input_ids"].shape[1]
+    outputs, seen = [], []
+    for use_cache in (True, False):
+        steering = AttentionSteering(layer=1, mode="uniform", selection="visual_sum", top_k=2)
+        steer, calls = steering._steer, []
+        steering._steer = lambda layer, probs, steer=steer, calls=calls: (calls.append(probs.shape[-1]), steer(layer, probs))[1]
+        steering.start(tiny_backbone, batch)
+        with torch.no_grad():
+            if use_cache:
+                outputs.append(tiny_backbone.generate(batch, max_new_tokens=4))
+            else:
+                everything = torch.ones_like(batch["attention_mask"], dtype=torch.bool)
+                outputs.append(tiny_backbone.generate_kept(batch, tiny_backbone.embed_inputs(batch), everything, 4,
+                                                           use_cache=False))
+        steering.stop()
+        seen.append(calls)
+    assert outputs[0] == outputs[1]
+    steps = len(seen[0])
+    assert steps >= 2 and seen[0] == seen[1] == [length + step for step in range(steps)]

@@ -14,7 +14,8 @@ def _items(backbone, frames=(8, 6), side=56, seed=0):
         visual = backbone.processor.prepare_video(video, torch.arange(count).double())
         sample = VideoSample("s", "v.mp4", "moment_retrieval", "the red circle appears.", windows=[(1.0, 3.0)])
         prompt = "Find the moment described by the query: 'the red circle appears.' Answer."
-        items.append({"visual": visual, "prompt": prompt, "answer": "from 1.0s to 3.0s", "sample": sample})
+        items.append({"visual": visual, "prompt": prompt, "answer": "from 1.0s to 3.0s", "sample": sample,
+                      "query": sample.query})  # the task builder's query span
     return items
 
 
@@ -37,6 +38,11 @@ def test_query_mask_marks_exactly_the_query_text(tiny_backbone, batch):
         assert "red circle appears." in text
         assert "Find" not in text and "Answer" not in text
     assert not (batch["query_mask"] & (batch["frame_index"] >= 0)).any()
+
+
+def test_an_item_without_a_query_span_marks_no_query_tokens(tiny_backbone):
+    items = [{k: v for k, v in item.items() if k != "query"} for item in _items(tiny_backbone)]
+    assert not tiny_backbone.processor.collate(items, with_answer=False)["query_mask"].any()
 
 
 def test_kept_tokens_keep_their_full_sequence_position_ids(tiny_backbone, batch):

@@ -98,7 +98,7 @@ def test_consistency_gradient_reaches_only_the_generation_pathway(backbone):
     model = module(backbone, ce_weight=0.0, entropy_weight=0.0)
     batch = make_batch(backbone)
     total, _ = model.loss(batch)
-    q_proj = backbone.model.model.language_model.layers[1].self_attn.q_proj.weight
+    q_proj = backbone.decoder_layers()[1].self_attn.q_proj.weight
     (grad,) = torch.autograd.grad(total, q_proj)
     assert grad.abs().sum() > 0
 
@@ -118,34 +118,42 @@ def test_flexible_layer_requires_hungarian():
         ConsistencyOptions(verification_layers=[0, 1])
 
 
-def test_training_step_changes_trainable_parameters():
+def _one_step(**options) -> dict[str, torch.Tensor]:
     backbone = make_backbone().train()
-    model = module(backbone)
-    before = {n: p.detach().clone() for n, p in backbone.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-3)
-    total, _ = model.loss(make_batch(backbone))
+    total, _ = module(backbone, **options).loss(make_batch(backbone))
     total.backward()
     optimizer.step()
-    language = [n for n in before if "language_model" in n and not torch.equal(before[n], dict(backbone.named_parameters())[n])]
-    assert len(language) > 0
+    return {n: p.detach().clone() for n, p in backbone.named_parameters()}
+
+
+def test_training_step_moves_the_language_model_beyond_cross_entropy():
+    """One step from the same init changes the language model, and the attention losses change it
+    differently from cross-entropy alone (the probed layer's attention gets their gradient): with both
+    attention weights at zero the two steps would be equal."""
+    initial = {n: p.detach().clone() for n, p in make_backbone().named_parameters()}
+    trained = _one_step()
+    ce_only = _one_step(consistency_weight=0.0, entropy_weight=0.0)
+    language = [n for n in initial if "language_model" in n]
+    assert any(not torch.equal(initial[n], trained[n]) for n in language)
+    probed = [n for n in language if ".layers.1.self_attn." in n and "q_proj" in n]
+    assert probed and any(not torch.allclose(trained[n], ce_only[n], atol=1e-7) for n in probed)
 
 
 def test_verification_pass_reuses_the_vision_output(backbone):
     """The encoder runs once per step, and the verification rows equal those of a full second pass."""
-    from groundlight.methods.self_consistency.module import _shared_vision_output
-
     calls = []
-    handle = backbone.model.model.visual.patch_embed.register_forward_hook(lambda *args: calls.append(1))
+    handle = backbone.vision_encoder().patch_embed.register_forward_hook(lambda *args: calls.append(1))
     model = module(backbone)
     batch = make_batch(backbone)
     verification = model.verification_batch(batch)
     with torch.no_grad():
         _, full = model._pathway(verification, [1])
-        with _shared_vision_output(backbone.model) as share:
+        with backbone.reuse_visual_features() as share:
             model._pathway(batch, [1])
             share.replay = True
             _, replayed = model._pathway(verification, [1])
     handle.remove()
     assert len(calls) == 2  # the full pass + the recording pass; the replay skipped the encoder
     assert torch.allclose(full.rows, replayed.rows, atol=1e-6)
-    assert "forward" not in backbone.model.model.visual.__dict__
+    assert "forward" not in backbone.vision_encoder().__dict__

@@ -23,7 +23,6 @@ from groundlight.backbones.base import VideoBackbone
 from groundlight.losses import answer_cross_entropy
 from groundlight.methods.base import GroundingModule, OptimizerConfig
 from groundlight.methods.groundvts.vts import VisualTokenSampler, VTSConfig, VTSOutput
-from groundlight.metrics.tasks import parse_prediction, prediction_record
 
 log = logging.getLogger(__name__)
 TRAINABLE_GROUPS = ("vts", "projector", "lora", "llm", "all")
@@ -101,18 +100,13 @@ class GroundVTSModule(GroundingModule):
         loss, diagnostics = answer_cross_entropy(out.logits, out.labels)
         return loss, {**diagnostics, "kept_fraction": sampled.kept_fraction}
 
-    def generate_records(self, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
-        """Greedy answers over the kept tokens: records (with the kept-token density for ``analyze vts``) and parses."""
-        if not batch["samples"]:
-            return [], []
+    def generate_texts(self, batch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Greedy answers over the kept tokens, each record with its kept-token density (for ``analyze vts``)."""
         sampled = self.sample_tokens(batch)
         texts = self.backbone.generate_kept(
             batch, sampled.embeds, sampled.keep, self.max_new_tokens, self.keep_mode, self.positions
         )
-        parsed = [parse_prediction(s, t) for s, t in zip(batch["samples"], texts)]
-        records = [prediction_record(s, t, p) | kept_density(batch, sampled, row)
-                   for row, (s, t, p) in enumerate(zip(batch["samples"], texts, parsed))]
-        return records, parsed
+        return texts, [kept_density(batch, sampled, row) for row in range(len(texts))]
 
 
 def kept_density(batch: dict[str, Any], sampled: VTSOutput, row: int) -> dict[str, list]:

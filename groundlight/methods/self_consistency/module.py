@@ -14,9 +14,6 @@ ablations: ``experiments/sweeps/self_consistency_ablations.yaml``.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +29,6 @@ from groundlight.losses.attention import StopGradient, consistency_loss, entropy
 from groundlight.methods.base import GroundingModule, OptimizerConfig
 
 VERIFICATION_ANSWER = "yes"  # the ground-truth answer is, by construction, correct
-VISUAL_INPUTS = ("pixel_values_videos", "pixel_values", "video_grid_thw", "second_per_grid_ts")
-VISION_MODULES = ("visual", "vision_tower", "vision_model")  # HF names of a VLM's vision encoder
 
 
 @dataclass
@@ -136,11 +131,11 @@ class SelfConsistencyModule(GroundingModule):
         super().__init__(backbone, optimizer, max_new_tokens)
         self.consistency, self.verification = consistency, verification
         self._generator = torch.Generator().manual_seed(consistency.seed)
-        AttentionProbe(backbone.model, [consistency.layer, *(consistency.verification_layers or [])])  # validates layers
+        AttentionProbe(backbone, [consistency.layer, *(consistency.verification_layers or [])])  # validates layers
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         options = self.consistency
-        with _shared_vision_output(self.backbone.model) as share:
+        with self.backbone.reuse_visual_features() as share:
             logits, generation = self._pathway(batch, [options.layer])
             ce, diagnostics = answer_cross_entropy(logits, batch["labels"])
             verification_batch = self.verification_batch(batch)
@@ -163,7 +158,7 @@ class SelfConsistencyModule(GroundingModule):
                  need_logits: bool = True) -> tuple[torch.Tensor | None, PathwayAttention]:
         """One probed pass; without ``need_logits`` it stops after the last probed layer."""
         logits = None
-        with AttentionProbe(self.backbone.model, layers, stop_after=not need_logits) as probe:
+        with AttentionProbe(self.backbone, layers, stop_after=not need_logits) as probe:
             probe.query_positions = last_prompt_positions(batch)
             logits = self.backbone(batch).logits
         options = self.consistency
@@ -178,9 +173,8 @@ class SelfConsistencyModule(GroundingModule):
         ]
         collated = self.backbone.processor.collate(items, with_answer=bool(self.consistency.verification_ce_weight),
                                                    with_pixels=False)
-        for key in VISUAL_INPUTS:  # the same videos in the same order: share the pixels, do not copy them
-            if key in batch:
-                collated[key] = batch[key]
+        for key in self.backbone.processor.visual_keys:  # the same videos in the same order: share, do not copy
+            collated[key] = batch[key]
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in collated.items()}
 
     def matched_pairs(self, generation: PathwayAttention, verification: PathwayAttention, gen_heads: torch.Tensor,
@@ -218,44 +212,6 @@ class SelfConsistencyModule(GroundingModule):
             "gen_non_sink_ratio": generation.ratio.gather(1, gen_heads).mean().detach(),
         }
         return cons, ent, diagnostics
-
-
-class _VisionShare:
-    replay: bool = False
-    output: Any = None
-
-
-@contextmanager
-def _shared_vision_output(model: torch.nn.Module) -> Iterator[_VisionShare]:
-    """Record the vision encoder's output on the first pass and replay it on the next ones.
-
-    Both pathways see the same video, so the second encoder pass would recompute the
-    same features; replaying them saves its time and memory. A model without a known
-    encoder module runs both passes in full.
-    """
-    share = _VisionShare()
-    encoder = next((m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VISION_MODULES), None)
-    if encoder is None:
-        yield share
-        return
-
-    original, own = encoder.forward, encoder.__dict__.get("forward")
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        if not share.replay or share.output is None:
-            output = original(*args, **kwargs)
-            share.output = copy.copy(output)  # callers may rebind fields of the output object
-            return output
-        return copy.copy(share.output)
-
-    encoder.forward = forward
-    try:
-        yield share
-    finally:
-        if own is None:
-            del encoder.forward  # back to the class's forward
-        else:
-            encoder.forward = own
 
 
 def _renormalised(rows: torch.Tensor) -> torch.Tensor:

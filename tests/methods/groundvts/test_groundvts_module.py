@@ -24,7 +24,7 @@ def _batch(module, with_answer=True):
         visual = module.backbone.processor.prepare_video(video, torch.arange(count).double())
         sample = VideoSample(f"s{count}", "v.mp4", "moment_retrieval", "the red circle appears.", windows=[window])
         items.append({"visual": visual, "prompt": "Query: 'the red circle appears.'", "answer": "from 1s to 3s",
-                      "sample": sample})
+                      "sample": sample, "query": sample.query})
     batch = module.backbone.processor.collate(items, with_answer=with_answer)
     batch["samples"] = [item["sample"] for item in items]
     return batch

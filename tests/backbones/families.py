@@ -1,0 +1,37 @@
+"""The registered backbone families, as the contract test builds them: a tiny random-init model of the
+real HF class, and how to load one back from a ``save_pretrained`` directory. A new family joins the
+contract test (and every family-parametrised test) by adding one entry here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from groundlight.backbones.base import VideoBackbone
+
+
+@dataclass(frozen=True)
+class Family:
+    tiny: Callable[[], VideoBackbone]
+    load: Callable[[Path], VideoBackbone]
+
+
+def _qwen2_5_vl_tiny() -> VideoBackbone:
+    from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
+
+    torch.manual_seed(0)
+    return Qwen25VLBackbone(tiny=TinyQwenConfig(), min_pixels=56 * 56, max_pixels=56 * 56)
+
+
+def _qwen2_5_vl_load(directory: Path) -> VideoBackbone:
+    from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone
+
+    return Qwen25VLBackbone(pretrained=str(directory), local_files_only=True, min_pixels=56 * 56, max_pixels=56 * 56)
+
+
+FAMILIES: dict[str, Family] = {
+    "qwen2_5_vl": Family(_qwen2_5_vl_tiny, _qwen2_5_vl_load),
+}

@@ -1,0 +1,136 @@
+"""Every registered family (``families.py``) meets the backbone contract that methods rely on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from groundlight.attention.probe import AttentionProbe, last_prompt_positions
+from tests.backbones.families import FAMILIES
+
+FPS = 2.0  # sampled frames at 0, 0.5, 1, ... s: a frame map that confused frames with seconds would fail
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def backbone(family):
+    return FAMILIES[family].tiny().eval()
+
+
+def _items(backbone, lengths=(8, 6), query="the red circle"):
+    generator = torch.Generator().manual_seed(0)
+    items = []
+    for i, frames in enumerate(lengths):
+        video = torch.randint(0, 256, (frames, 56, 56, 3), dtype=torch.uint8, generator=generator)
+        timestamps = torch.arange(frames).double() / FPS + 0.25
+        visual = backbone.processor.prepare_video(video, timestamps)
+        prompt = f"When does {query} appear?" + " Answer briefly." * i  # rows differ in length → left padding
+        items.append({"visual": visual, "prompt": prompt, "answer": "from 1.0s to 2.5s", "query": query,
+                      "timestamps": timestamps})
+    return items
+
+
+@pytest.fixture(scope="module")
+def items(backbone):
+    return _items(backbone)
+
+
+def test_frame_map_matches_the_sampled_timestamps(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    visual = backbone.visual_mask(batch)
+    for row, item in enumerate(items):
+        frames = backbone.frame_index(batch)[row][visual[row]]
+        assert torch.equal(frames, item["visual"].token_frame)
+        assert frames.min() >= 0 and frames.max() < len(item["timestamps"]) and bool((frames.diff() >= 0).all())
+        assert torch.allclose(batch["frame_seconds"][row].double(), item["timestamps"][frames], atol=1e-6)
+
+
+def test_visual_mask_covers_exactly_the_video_tokens(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    visual = backbone.visual_mask(batch)
+    assert visual.sum(1).tolist() == [item["visual"].num_tokens for item in items]
+    assert not (visual & ~batch["attention_mask"].bool()).any()
+    assert not (visual & (batch["labels"] != -100)).any()
+    assert not (visual & batch["query_mask"]).any() and batch["query_mask"].any(1).all()
+    assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must be left-padded"
+
+
+def test_everything_kept_equals_the_full_run(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    with torch.no_grad():
+        full = backbone(batch).logits
+        kept = backbone.forward_kept(batch, backbone.embed_inputs(batch), batch["attention_mask"].bool())
+    for row in range(len(items)):
+        valid = kept.attention_mask[row].bool()
+        positions = kept.index[row][valid]
+        assert torch.equal(positions, batch["attention_mask"][row].bool().nonzero().squeeze(1))
+        assert torch.allclose(kept.logits[row][valid], full[row][positions], atol=1e-5)
+        assert torch.equal(kept.labels[row][valid], batch["labels"][row][positions])
+
+
+def test_probe_row_equals_eager_attention(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    layers = sorted(backbone.decoder_layers())
+    positions = last_prompt_positions(batch)
+    with torch.no_grad(), AttentionProbe(backbone, layers) as probe:
+        probe.query_positions = positions
+        backbone(batch)
+    configs = {id(layer.self_attn.config): layer.self_attn.config for layer in backbone.decoder_layers().values()}
+    saved = {key: config._attn_implementation for key, config in configs.items()}
+    for config in configs.values():
+        config._attn_implementation_internal = "eager"
+    try:
+        with torch.no_grad():
+            eager = backbone(batch, output_attentions=True)
+    finally:
+        for key, config in configs.items():
+            config._attn_implementation_internal = saved[key]
+    rows = torch.arange(len(items))
+    for layer in layers:
+        assert torch.allclose(probe.rows[layer], eager.attentions[layer][rows, :, positions], atol=1e-6, rtol=0)
+
+
+def test_cached_generation_equals_recomputing_every_step(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=False)
+    everything = batch["attention_mask"].bool()
+    with torch.no_grad():
+        cached = backbone.generate(batch, max_new_tokens=6)
+        uncached = backbone.generate_kept(batch, backbone.embed_inputs(batch), everything, 6, use_cache=False)
+        one_by_one = [backbone.generate(backbone.processor.collate([item], with_answer=False), 6)[0] for item in items]
+    assert cached == uncached == one_by_one
+
+
+def test_replayed_visual_features_give_the_same_logits_without_encoding_again(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    second = backbone.processor.collate([item | {"prompt": "Is the red circle visible?"} for item in items],
+                                        with_answer=True, with_pixels=False)
+    second |= {key: batch[key] for key in backbone.processor.visual_keys}
+    calls = []
+    first_child = next(backbone.vision_encoder().children())
+    handle = first_child.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with torch.no_grad():
+            direct = backbone(second).logits
+            with backbone.reuse_visual_features() as reuse:
+                backbone(batch)
+                reuse.replay = True
+                replayed = backbone(second).logits
+    finally:
+        handle.remove()
+    assert len(calls) == 2  # the direct pass and the recording pass; the replay skipped the encoder
+    assert torch.allclose(direct, replayed, atol=1e-6)
+    assert "forward" not in backbone.vision_encoder().__dict__
+
+
+def test_save_pretrained_round_trip(family, backbone, items, tmp_path):
+    backbone.save_pretrained(tmp_path)
+    loaded = FAMILIES[family].load(tmp_path).eval()
+    batch = backbone.processor.collate(items, with_answer=True)
+    reloaded_batch = loaded.processor.collate(items, with_answer=True)
+    assert torch.equal(batch["input_ids"], reloaded_batch["input_ids"])
+    with torch.no_grad():
+        assert torch.allclose(backbone(batch).logits, loaded(reloaded_batch).logits, atol=1e-6)
