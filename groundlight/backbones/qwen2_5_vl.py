@@ -327,6 +327,9 @@ class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
         inputs = {k: batch[k] for k in keys}
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
+        # The reference MRoPE ids (qwen_rope.py): the installed get_rope_index puts text after a video inside the
+        # video's temporal range. generate() extends explicit ids by last + 1 per axis, the reference's max + 1 + step.
+        inputs["position_ids"] = self.full_positions(batch)
         return inputs
 
     def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:

@@ -3,8 +3,8 @@
 A method scores visual tokens and hands the backbone a ``keep`` mask over the sequence
 together with (re-weighted) input embeddings; this file turns that into LLM inputs:
 
-1. the full-sequence 3-D MRoPE ids come from the model's own ``get_rope_index``
-   (transformers v5 layout), so a kept token keeps its original ``(t, h, w)`` ids;
+1. the full-sequence 3-D MRoPE ids come from :mod:`~groundlight.backbones.qwen_rope` (the
+   installed ``get_rope_index`` misplaces text after a video), so a kept token keeps its ids;
 2. ``gather`` mode physically gathers the kept embeddings, position ids, attention
    mask and labels into a shorter, re-left-padded sequence: that is the speed gain;
    ``mask`` mode keeps the length and zeroes the dropped tokens' attention instead;
@@ -24,6 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from groundlight.backbones.base import KeptOutput
+from groundlight.backbones.qwen_rope import rope_index_for_batch
 from groundlight.ops import IGNORE_INDEX, mask_columns
 
 KeepMode = Literal["gather", "mask"]
@@ -69,12 +70,8 @@ class QwenTokenKeep:
         return embeds.masked_scatter(slots, video)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
-        """``(3, B, L)`` MRoPE ids of the full (undropped) sequence, from the model's own ``get_rope_index``."""
-        positions, _ = hf_model(self.model).model.get_rope_index(
-            batch["input_ids"], mm_token_type_ids=batch["mm_token_type_ids"], video_grid_thw=batch["video_grid_thw"],
-            second_per_grid_ts=batch["second_per_grid_ts"], attention_mask=batch["attention_mask"],
-        )
-        return positions
+        """``(3, B, L)`` reference MRoPE ids of the full (undropped) sequence (see :mod:`~groundlight.backbones.qwen_rope`)."""
+        return rope_index_for_batch(batch, hf_model(self.model).config)[0]
 
     def kept_inputs(
         self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor,
