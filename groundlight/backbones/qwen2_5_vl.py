@@ -23,7 +23,8 @@ from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForCondition
 
 from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
 from groundlight.backbones.lora import apply_lora, freeze_modules
-from groundlight.backbones.qwen2_5_vl_sampling import QwenTokenKeep, hf_model
+from groundlight.backbones.qwen_rope import rope_index_for_batch
+from groundlight.backbones.token_keep import TokenKeep, hf_model
 from groundlight.backbones.tokenizer import build_tokenizer
 from groundlight.ops import IGNORE_INDEX
 
@@ -251,7 +252,7 @@ class TinyQwenConfig:
         )
 
 
-class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
+class Qwen25VLBackbone(TokenKeep, VideoBackbone):
     """Qwen2.5-VL: ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
 
     Args:
@@ -310,6 +311,23 @@ class Qwen25VLBackbone(QwenTokenKeep, VideoBackbone):
             self.model.gradient_checkpointing_enable()
         if lora is not None:
             self.model = apply_lora(self.model, lora)
+
+    def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
+        """``(3, B, L)`` reference MRoPE ids (see :mod:`~groundlight.backbones.qwen_rope`)."""
+        return rope_index_for_batch(batch, hf_model(self.model).config)[0]
+
+    def projector_parameters(self) -> list[torch.nn.Parameter]:
+        return list(hf_model(self.model).model.visual.merger.parameters())
+
+    def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Token embeddings ``(B, L, D)`` with the projected visual features scattered into the video slots."""
+        hf = hf_model(self.model)
+        embeds = hf.get_input_embeddings()(batch["input_ids"])
+        pixels = batch["pixel_values_videos"].to(hf.dtype)
+        features = hf.model.get_video_features(pixels, batch["video_grid_thw"], return_dict=True).pooler_output
+        video = torch.cat(features).to(embeds.dtype)
+        slots = (batch["input_ids"] == hf.config.video_token_id).unsqueeze(-1)
+        return embeds.masked_scatter(slots, video)
 
     def decoder_layers(self) -> dict[int, torch.nn.Module]:
         return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}

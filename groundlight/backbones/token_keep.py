@@ -1,17 +1,17 @@
-"""Qwen2.5-VL "run with these tokens kept": the backbone half of visual token sampling.
+""""Run with these tokens kept": the backbone half of visual token sampling, for every family.
 
 A method scores visual tokens and hands the backbone a ``keep`` mask over the sequence
 together with (re-weighted) input embeddings; this file turns that into LLM inputs:
 
-1. the full-sequence 3-D MRoPE ids come from :mod:`~groundlight.backbones.qwen_rope` (the
-   installed ``get_rope_index`` misplaces text after a video), so a kept token keeps its ids;
+1. the family gives the full sequence's position ids as ``(R, B, L)`` (``R = 3`` for Qwen's
+   MRoPE, ``1`` for 1-D RoPE), so a kept token keeps its original ids;
 2. ``gather`` mode physically gathers the kept embeddings, position ids, attention
    mask and labels into a shorter, re-left-padded sequence: that is the speed gain;
    ``mask`` mode keeps the length and zeroes the dropped tokens' attention instead;
 3. ``positions="contiguous"`` is the paper's no-PE ablation: the kept sequence gets
    1-D positions as if it had never had gaps;
 4. generation is an explicit greedy loop over a KV cache whose new tokens get position
-   ``last kept position + 1 + step`` (the correct rope delta for the *shrunk* cache)
+   ``max kept position + 1 + step`` on every axis (the correct rope delta for the *shrunk* cache)
    and whose attention mask keeps the dropped tokens at 0 while decoding, unlike the
    released GroundVTS code, where cached decoding attends to "dropped" tokens.
 """
@@ -24,7 +24,6 @@ import torch
 from transformers import DynamicCache
 
 from groundlight.backbones.base import KeptOutput
-from groundlight.backbones.qwen_rope import rope_index_for_batch
 from groundlight.ops import IGNORE_INDEX, mask_columns
 
 KeepMode = Literal["gather", "mask"]
@@ -36,42 +35,40 @@ def hf_model(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _contiguous_positions(valid: torch.Tensor) -> torch.Tensor:
-    """1-D positions over the valid columns, copied to the three MRoPE axes: ``(3, B, K)``."""
+def _contiguous_positions(valid: torch.Tensor, rows: int) -> torch.Tensor:
+    """1-D positions over the valid columns, copied to every position axis: ``(rows, B, K)``."""
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-    return positions.unsqueeze(0).expand(3, -1, -1).contiguous()
+    return positions.unsqueeze(0).expand(rows, -1, -1).contiguous()
 
 
-class QwenTokenKeep:
-    """Mixin for :class:`~groundlight.backbones.qwen2_5_vl.Qwen25VLBackbone` implementing the token-keep hooks."""
+class TokenKeep:
+    """Mixin implementing the backbone's token-keep hooks; a family supplies four things.
+
+    - :meth:`full_positions`: ``(R, B, L)`` position ids of the full sequence, as the family's LLM uses them;
+    - :meth:`embed_inputs`: input embeddings with the projected visual features in the visual slots;
+    - :meth:`projector_parameters`: the multimodal projector;
+    - :meth:`vision_encoder` (from the backbone contract).
+    """
 
     model: torch.nn.Module
     processor: Any
+
+    def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def embedding_dim(self) -> int:
         return hf_model(self.model).config.text_config.hidden_size
 
-    def projector_parameters(self) -> list[torch.nn.Parameter]:
-        return list(hf_model(self.model).model.visual.merger.parameters())
-
     def language_model_parameters(self) -> list[torch.nn.Parameter]:
-        vision = {id(p) for p in hf_model(self.model).model.visual.parameters()}
+        """Every parameter but the vision encoder's and the projector's."""
+        vision = {id(p) for p in self.vision_encoder().parameters()} | {id(p) for p in self.projector_parameters()}
         return [p for p in self.model.parameters() if id(p) not in vision]
 
-    def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Token embeddings ``(B, L, D)`` with the projected visual features scattered into the video slots."""
-        hf = hf_model(self.model)
-        embeds = hf.get_input_embeddings()(batch["input_ids"])
-        pixels = batch["pixel_values_videos"].to(hf.dtype)
-        features = hf.model.get_video_features(pixels, batch["video_grid_thw"], return_dict=True).pooler_output
-        video = torch.cat(features).to(embeds.dtype)
-        slots = (batch["input_ids"] == hf.config.video_token_id).unsqueeze(-1)
-        return embeds.masked_scatter(slots, video)
-
-    def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
-        """``(3, B, L)`` reference MRoPE ids of the full (undropped) sequence (see :mod:`~groundlight.backbones.qwen_rope`)."""
-        return rope_index_for_batch(batch, hf_model(self.model).config)[0]
+    @staticmethod
+    def model_position_ids(positions: torch.Tensor) -> torch.Tensor:
+        """``(R, B, L)`` → what the HF model takes: MRoPE keeps the axes, 1-D RoPE takes ``(B, L)``."""
+        return positions if positions.shape[0] > 1 else positions[0]
 
     def kept_inputs(
         self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor,
@@ -83,12 +80,13 @@ class QwenTokenKeep:
         attention = batch["attention_mask"].bool()
         keep = keep.bool() & attention
         full = self.full_positions(batch)
+        rows = full.shape[0]
         labels = batch.get("labels")
         if mode == "mask":
             index = torch.arange(keep.shape[1], device=keep.device).expand_as(keep)
             inputs = {"inputs_embeds": embeds, "position_ids": full, "attention_mask": keep.long(), "index": index}
             if positions == "contiguous":
-                inputs["position_ids"] = _contiguous_positions(keep)
+                inputs["position_ids"] = _contiguous_positions(keep, rows)
             if labels is not None:
                 inputs["labels"] = labels.masked_fill(~keep, IGNORE_INDEX)
             return inputs
@@ -96,9 +94,9 @@ class QwenTokenKeep:
         batch_size, length, dim = embeds.shape
         flat = (index + torch.arange(batch_size, device=index.device).unsqueeze(1) * length).reshape(-1)
         gathered = embeds.reshape(batch_size * length, dim).index_select(0, flat).view(*index.shape, dim)
-        position_ids = full.gather(2, index.unsqueeze(0).expand(3, -1, -1))
+        position_ids = full.gather(2, index.unsqueeze(0).expand(rows, -1, -1))
         if positions == "contiguous":
-            position_ids = _contiguous_positions(valid)
+            position_ids = _contiguous_positions(valid, rows)
         inputs = {
             "inputs_embeds": gathered * valid.unsqueeze(-1).to(gathered.dtype),
             "position_ids": position_ids.masked_fill(~valid.unsqueeze(0), 0),
@@ -115,7 +113,7 @@ class QwenTokenKeep:
     ) -> KeptOutput:
         inputs = self.kept_inputs(batch, embeds, keep, mode, positions)
         output = self.model(
-            inputs_embeds=inputs["inputs_embeds"], position_ids=inputs["position_ids"],
+            inputs_embeds=inputs["inputs_embeds"], position_ids=self.model_position_ids(inputs["position_ids"]),
             attention_mask=inputs["attention_mask"], use_cache=False,
         )
         return KeptOutput(output.logits, inputs.get("labels"), inputs["attention_mask"], inputs["index"])
@@ -142,7 +140,7 @@ class QwenTokenKeep:
         generated = []
         for step in range(max_new_tokens):
             output = self.model(
-                inputs_embeds=step_embeds, position_ids=step_positions, attention_mask=attention,
+                inputs_embeds=step_embeds, position_ids=self.model_position_ids(step_positions), attention_mask=attention,
                 past_key_values=cache, use_cache=use_cache, logits_to_keep=1,
             )
             token = output.logits[:, -1].argmax(-1).masked_fill(finished, tokenizer.pad_token_id)
@@ -151,7 +149,7 @@ class QwenTokenKeep:
             if stop_at_eos and bool(finished.all()):
                 break
             new_embeds = embed(token).unsqueeze(1)
-            new_positions = (next_position + step).view(1, -1, 1).expand(3, -1, 1)
+            new_positions = (next_position + step).view(1, -1, 1).expand(position_ids.shape[0], -1, 1)
             attention = torch.cat([attention, attention.new_ones(attention.shape[0], 1)], dim=1)
             if use_cache:
                 step_embeds, step_positions = new_embeds, new_positions
