@@ -27,7 +27,9 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
 
 class RunSummary(L.Callback):
-    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config paths.
+    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config paths, and
+    ``<run_dir>/test_records.jsonl``: one prediction record per test question with its scores (the input
+    of the science reports' confidence intervals).
 
     ``config`` is the first ``--config`` (the experiment), ``configs`` all of them in order (overlays after it).
     """
@@ -41,6 +43,7 @@ class RunSummary(L.Callback):
             return
         metrics = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         config = self.config_paths[0] if self.config_paths else None
+        write_jsonl_atomic(self.run_dir / "test_records.jsonl", getattr(pl_module, "test_records", []))
         write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": config, "configs": self.config_paths})
 
 

@@ -72,21 +72,48 @@ def durations_of(samples: Sequence[VideoSample]) -> dict[str, float]:
     return {path: probe(path).duration for path in paths}
 
 
-def constant_scores(train: Sequence[VideoSample], test: Sequence[VideoSample], durations: dict[str, float]) -> dict[str, float]:
-    """Best constant window for moment retrieval, majority answer for multiple choice (both fitted on ``train``)."""
+def constant_predictions(train: Sequence[VideoSample], test: Sequence[VideoSample],
+                         durations: dict[str, float]) -> tuple[list[VideoSample], list[Any]]:
+    """Best constant window for moment retrieval, majority answer for multiple choice (both fitted on ``train``),
+    for the ``test`` samples of those tasks."""
     train_mr = [s for s in train if s.task == "moment_retrieval"]
     window = fit_constant_window(train_mr, [durations[s.video_path] for s in train_mr])
     majority = majority_answer([s.answer_index for s in train if s.task == "mcq"] or [0])
     control = {"moment_retrieval": lambda s: window.predict(durations[s.video_path]), "mcq": lambda s: majority}
     scored = [s for s in test if s.task in control]
-    return scores(scored, [control[s.task](s) for s in scored])
+    return scored, [control[s.task](s) for s in scored]
 
 
-def split_controls(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None) -> dict[str, float]:
-    """:func:`constant_scores` on the test split of ``tasks`` as the datamodule reads it (first N per task)."""
+def constant_scores(train: Sequence[VideoSample], test: Sequence[VideoSample], durations: dict[str, float]) -> dict[str, float]:
+    """The constant controls' task metrics on ``test``."""
+    return scores(*constant_predictions(train, test, durations))
+
+
+def constant_records(train: Sequence[VideoSample], test: Sequence[VideoSample],
+                     durations: dict[str, float]) -> list[dict[str, Any]]:
+    """The constant controls per question (``sample_id`` and ``scores``), for paired intervals."""
+    from groundlight.metrics.tasks import TaskMetrics
+
+    metrics = TaskMetrics()
+    samples, predictions = constant_predictions(train, test, durations)
+    return [{"sample_id": s.sample_id, "scores": metrics.question_scores(s, p)} for s, p in zip(samples, predictions)]
+
+
+def _split(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None):  # noqa: ANN202
+    """Train samples, test samples (first N per task, as the datamodule reads them) and their durations."""
     from data_modules.readers import read_task_split
 
     train = [s for task in tasks for s in read_task_split(data_dir, task, "train")]
     test = [s for task in tasks for s in read_task_split(data_dir, task, "test")[:max_eval_samples]]
     durations = {s.video_path: s.duration for s in [*train, *test] if s.duration is not None}
-    return constant_scores(train, test, durations | durations_of([*train, *test]))
+    return train, test, durations | durations_of([*train, *test])
+
+
+def split_controls(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None) -> dict[str, float]:
+    """:func:`constant_scores` on the test split of ``tasks`` as the datamodule reads it (first N per task)."""
+    return constant_scores(*_split(data_dir, tasks, max_eval_samples))
+
+
+def split_control_records(data_dir: str | Path, tasks: Sequence[str], max_eval_samples: int | None) -> list[dict[str, Any]]:
+    """:func:`constant_records` on the same questions as :func:`split_controls`."""
+    return constant_records(*_split(data_dir, tasks, max_eval_samples))

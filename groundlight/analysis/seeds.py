@@ -1,7 +1,10 @@
-"""Means over seeds of nested run summaries (the science reports of ``make *-synth``)."""
+"""Aggregation over seeds: means of nested run summaries and the per-question records of each seed's runs."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -23,3 +26,14 @@ def average_over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = value if all(v == value for v in values) else None
     return out
+
+
+def seed_records(root: Path, seeds: Sequence[int], run: str) -> list[list[dict[str, Any]]] | None:
+    """``<root>/seed<N>/<run>/test_records.jsonl`` of every seed, or ``None`` when any seed lacks them."""
+    per_seed = []
+    for seed in seeds:
+        path = root / f"seed{seed}" / run / "test_records.jsonl"
+        if not path.exists():
+            return None
+        per_seed.append([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+    return per_seed

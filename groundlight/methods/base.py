@@ -49,6 +49,7 @@ class GroundingModule(L.LightningModule):
         self.backbone, self.optimizer_config, self.max_new_tokens = backbone, optimizer, max_new_tokens
         self.stage_metrics = torch.nn.ModuleDict({"val": TaskMetrics(), "test": TaskMetrics()})
         self.skipped_batches = 0
+        self.test_records: list[dict[str, Any]] = []  # per question, with its scores: the science reports' input
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -87,8 +88,12 @@ class GroundingModule(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         self._log_skipped_videos(batch, stage)
-        _, parsed = self.generate_records(batch)
-        self.stage_metrics[stage].update(batch["samples"], parsed)
+        records, parsed = self.generate_records(batch)
+        metrics = self.stage_metrics[stage]
+        metrics.update(batch["samples"], parsed)
+        if stage == "test":
+            self.test_records += [record | {"scores": metrics.question_scores(sample, answer)}
+                                  for record, sample, answer in zip(records, batch["samples"], parsed)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -98,6 +103,9 @@ class GroundingModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         return self.generate_records(batch)[0]
+
+    def on_test_epoch_start(self) -> None:
+        self.test_records = []
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")

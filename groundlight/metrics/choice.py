@@ -20,6 +20,11 @@ class ChoiceAccuracy(Metric):
         self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("failed", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    @staticmethod
+    def question_scores(pred: int | None, target: int) -> dict[str, float]:
+        """One question's contribution to each key of :meth:`compute`."""
+        return {"accuracy": float(pred is not None and int(pred) == int(target)), "parse_failed": float(pred is None)}
+
     def update(self, preds: Sequence[int | None], targets: Sequence[int]) -> None:
         if len(preds) != len(targets):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")

@@ -76,6 +76,12 @@ class MomentRetrieval(Metric):
         ious = temporal_iou([pred], target, hull=self.rule.hull, dtype=self.rule.dtype)
         return ious.max() if ious.numel() else torch.zeros((), dtype=self.rule.dtype)
 
+    def question_scores(self, pred: Window | None, target: Sequence[Window] | Window) -> dict[str, float]:
+        """One question's contribution to each key of :meth:`compute` (its mean over questions is the metric)."""
+        iou = 0.0 if pred is None else float(self.window_iou(pred, target))
+        scores = {f"R1@{t}": float(pred is not None and iou >= t) for t in self.thresholds}
+        return scores | {"mIoU": iou, "parse_failed": float(pred is None)}
+
     def update(self, preds: Sequence[Window | None], targets: Sequence[Sequence[Window] | Window]) -> None:
         if len(preds) != len(targets):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")

@@ -152,3 +152,12 @@ class TaskMetrics(nn.Module):
     def reset(self) -> None:
         for metric in self.metrics.values():
             metric.reset()
+
+    def question_scores(self, sample: VideoSample, parsed: Any) -> dict[str, float]:
+        """One question's score under each logged name; averaging them over questions gives :meth:`compute`
+        (``parse_failed`` averages to a rate, where :meth:`compute` counts)."""
+        if sample.task not in self.metrics:
+            return {}
+        task = TASKS[sample.task]
+        scores = self.metrics[sample.task].question_scores(parsed, task.target(sample))
+        return {task.log_name(key): value for key, value in scores.items()}

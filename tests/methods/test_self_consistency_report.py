@@ -35,6 +35,26 @@ def test_report_averages_seeds_and_leaves_missing_runs_null(tmp_path):
     assert summary["seeds"] == [0, 3] and summary["per_seed"]["3"]["steer"]["uniform"]["accuracy"] == 0.5
 
 
+def test_report_compares_runs_question_by_question(tmp_path):
+    """SC answers every question SFT answers plus q1 (accuracy +0.25 on 4 questions, in both seeds): the
+    paired difference is 0.25; the steering runs are identical, so steering shows no effect."""
+    def records(correct):
+        return "".join(json.dumps({"sample_id": f"q{i}", "scores": {"mcq_accuracy": float(c)}}) + "\n"
+                       for i, c in enumerate(correct))
+
+    for seed in (0, 1):
+        for run, correct in {"sft": [1, 0, 0, 1], "sc": [1, 1, 0, 1], "steer_none": [1, 0, 0, 1],
+                             "steer_uniform": [1, 0, 0, 1], "steer_proportional": [1, 0, 0, 1]}.items():
+            (tmp_path / f"seed{seed}" / run).mkdir(parents=True)
+            (tmp_path / f"seed{seed}" / run / "test_records.jsonl").write_text(records(correct))
+    assert main(["--root", str(tmp_path), "--seeds", "0", "1"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    difference = summary["training"]["differences"]["sc - sft"]["mcq_accuracy"]
+    assert difference["mean"] == 0.25 and difference["ci_low"] >= 0 and difference["seeds"] == 2
+    assert summary["training"]["intervals"]["sft"]["mcq_accuracy"]["mean"] == 0.5
+    assert summary["steering"]["differences"]["uniform - none"]["mcq_accuracy"]["verdict"] == "no effect detected"
+
+
 def test_sft_and_self_consistency_configs_start_from_the_same_weights(synth_dir):
     from groundlight.cli import lightning_main
 

@@ -16,9 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-from groundlight.analysis.controls import split_controls
+from groundlight.analysis.controls import split_control_records, split_controls
 from groundlight.io import write_json_atomic
-from groundlight.analysis.seeds import average_over_seeds
+from groundlight.analysis.seeds import average_over_seeds, seed_records
+from groundlight.analysis.stats import compare_runs
 from groundlight.viz.vts import density_overlap, plot_density, relevance_peak_overlap
 
 
@@ -72,6 +73,9 @@ def seeds_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundlight analyze vts-seeds", description=seeds_main.__doc__)
     parser.add_argument("--root", type=Path, required=True, help="folder holding seed<N>/summary.json")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="also score the best constant window per question on its charades_sta test split")
+    parser.add_argument("--max-eval-samples", type=int, default=None, help="the runs' test cap (controls)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     per_seed = {}
     for seed in args.seeds:
@@ -81,6 +85,11 @@ def seeds_main(argv: list[str] | None = None) -> int:
         per_seed[seed] = {k: v for k, v in json.loads(path.read_text()).items() if k != "seed"}
     summary = average_over_seeds(list(per_seed.values())) | {"seeds": args.seeds,
                                                              "per_seed": {str(k): v for k, v in per_seed.items()}}
+    runs = {variant: seed_records(args.root, args.seeds, variant) for variant in VARIANTS}
+    if all(runs.values()):  # every variant vs token-level on the same questions, with intervals over questions x seeds
+        controls = None if args.data_dir is None else {
+            "constant_window": split_control_records(args.data_dir, ["charades_sta"], args.max_eval_samples)}
+        summary["comparison"] = compare_runs(runs, ("mIoU", "R1@0.5"), baseline="token_level", controls=controls)
     write_json_atomic(args.root / "summary.json", summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "per_seed"}))
     return 0

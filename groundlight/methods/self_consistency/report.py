@@ -15,6 +15,12 @@ the same on the moment-retrieval test queries against their ground-truth windows
 ``mIoU`` moment retrieval.
 The top-level numbers are means over the seeds (``per_seed`` holds each seed's); a value
 missing from any seed's runs is reported as ``null``, never filled in.
+
+``training`` and ``steering`` hold, from each run's ``test_records.jsonl``, every metric's mean with a
+95 % bootstrap interval over questions × seeds (``intervals``), and the paired differences SC − SFT and
+steered − unsteered on the same questions (``differences``, with "no effect detected" when the interval
+holds 0); ``training`` also scores the no-model control (``constant``: best constant window for moment
+retrieval, majority answer for MCQ) on the same questions.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from groundlight.analysis.controls import split_controls
+from groundlight.analysis.controls import split_control_records, split_controls
 from groundlight.io import write_json_atomic
-from groundlight.analysis.seeds import average_over_seeds
+from groundlight.analysis.seeds import average_over_seeds, seed_records
+from groundlight.analysis.stats import compare_runs
 
 STEER_MODES = ("none", "uniform", "proportional")
+METRICS = ("mIoU", "R1@0.5", "mcq_accuracy")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -68,6 +76,18 @@ def collect(root: Path, layer: int, seeds: list[int]) -> dict[str, Any]:
                                                  "per_seed": {str(k): v for k, v in per_seed.items()}}
 
 
+def comparisons(root: Path, seeds: list[int], controls: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Intervals over questions × seeds: SC vs SFT (with the no-model control), and each steering mode vs none."""
+    training = {name: seed_records(root, seeds, name) for name in ("sft", "sc")}
+    steering = {mode: seed_records(root, seeds, f"steer_{mode}") for mode in STEER_MODES}
+    out: dict[str, Any] = {}
+    if all(training.values()):
+        out["training"] = compare_runs(training, METRICS, baseline="sft", controls={"constant": controls} if controls else None)
+    if all(steering.values()):
+        out["steering"] = compare_runs(steering, METRICS, baseline="none")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundlight analyze self-consistency", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("runs/self_consistency/synth"))
@@ -79,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-eval-samples", type=int, default=100, help="the runs' test cap per task (controls)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     summary = collect(args.root, args.layer, args.seeds)
+    control_records = None
     if args.data_dir is not None:
         controls = split_controls(args.data_dir, args.tasks, args.max_eval_samples)
         summary["controls"] = {"constant_window": {"mIoU": controls.get("mIoU"), "R1@0.5": controls.get("R1@0.5")},
                                "majority_answer": {"accuracy": controls.get("mcq_accuracy")}}
+        control_records = split_control_records(args.data_dir, args.tasks, args.max_eval_samples)
+    summary |= comparisons(args.root, args.seeds, control_records)
     write_json_atomic(args.root / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0
