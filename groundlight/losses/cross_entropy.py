@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from groundlight.ops import IGNORE_INDEX
 
 
-
 def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean next-token cross-entropy over positions whose label is not ``-100``.
 

@@ -1,0 +1,1 @@
+"""D²VLM: evidence tokens and Factorized Preference Optimization (see :mod:`.losses`)."""
