@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from data_modules.readers import read_task_split
 from data_modules.samples import VideoSample
 from data_modules.tasks import PromptTemplates
+from data_modules.video import STRATEGIES, Strategy, VideoError, read_video
 from groundlight.metrics.tasks import build_example
-from data_modules.video import VideoError, read_video
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,22 @@ class FrameSampling:
         max_frames: cap for fps sampling on long videos (then spread evenly).
         decode_size: ``(height, width)`` to resize to while decoding; the backbone's own
             resize still follows. Saves memory on large videos; ``None`` keeps native size.
+        strategy: which frames: ``uniform`` times (the default), ``motion``-salient frames
+            (MGSampler, bin centres) or ``random`` ones, as many as ``fps``/``num_frames`` ask
+            (see ``data_modules.video``); the SF2T sampling ablation switches it.
     """
 
     fps: float | None = 1.0
     num_frames: int | None = None
     max_frames: int | None = 64
     decode_size: tuple[int, int] | None = None
+    strategy: Strategy = "uniform"
 
     def __post_init__(self) -> None:
         if (self.fps is None) == (self.num_frames is None):
             raise ValueError("frame sampling: set exactly one of `fps` or `num_frames`")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"frame sampling: `strategy` must be one of {STRATEGIES}, got {self.strategy!r}")
 
 
 class VideoTaskDataset(Dataset):
@@ -85,7 +91,8 @@ class VideoTaskDataset(Dataset):
         if self._cache is not None and path in self._cache:
             return self._cache[path]
         s = self.sampling
-        clip = read_video(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, size=s.decode_size)
+        clip = read_video(path, fps=s.fps, num_frames=s.num_frames, max_frames=s.max_frames, size=s.decode_size,
+                          strategy=s.strategy)
         frames = torch.zeros_like(clip.frames) if self.blank_frames else clip.frames
         result = (self.processor.prepare_video(frames, clip.timestamps), clip.duration)
         if self._cache is not None:

@@ -26,12 +26,30 @@ GOP        4 fr  8 fr  16 fr  32 fr  1fps  2fps
 ``auto`` was within noise of the faster method in every cell (0.75-1.08x the best).
 A seek costs about half a GOP plus ~8 frames of decoding (``SEEK_OVERHEAD_FRAMES``):
 3.0 ms per target at GOP 30 against 0.135 ms per scanned frame.
+
+Three frame strategies choose *which* frames (``strategy``):
+
+- ``uniform``: the times above (bin centres or ``k / fps``).
+- ``motion``: motion-salient sampling after MGSampler. Motion at frame ``i`` is
+  ``1 - SSIM`` of grey frames ``i - 1`` and ``i`` (see ``ssim``); its square root is
+  normalised into a distribution over frames, and frames are taken at the quantiles of
+  ``count`` equal bins: the bin centres, or a uniform draw within each bin when an
+  ``rng`` is given (training). A static video has no distribution and falls back to
+  uniform bins.
+- ``random``: ``count`` distinct frames at random (the ablation's control).
+
+``motion`` and ``random`` decode each candidate frame once (every frame up to
+``MAX_CANDIDATES``, else that many evenly spaced): each candidate is converted to a small
+grey image for the motion pass and the decoded frame itself is held, so only the chosen
+ones are converted to RGB. Nothing is decoded twice.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +59,9 @@ from typing import Literal
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 PTS_TOLERANCE = 1e-3
 """Seconds a frame's pts may exceed a target and still count as ``<=`` it (pts rounding)."""
@@ -52,6 +73,17 @@ GOP_PROBE_LIMIT = 600
 """Packets read to find the second keyframe; a longer GOP is treated as the whole video."""
 
 Method = Literal["auto", "scan", "seek"]
+Strategy = Literal["uniform", "motion", "random"]
+STRATEGIES = ("uniform", "motion", "random")
+
+MOTION_SIDE = 64
+"""Side of the square grey frames the motion pass compares (fast, and enough for 7x7 windows)."""
+
+MAX_CANDIDATES = 256
+"""Frames the motion pass decodes at most; a longer video is thinned to this many evenly spaced ones."""
+
+SSIM_WINDOW = 7
+"""Side of SSIM's uniform window (skimage's default)."""
 
 
 class VideoError(RuntimeError):
@@ -60,6 +92,10 @@ class VideoError(RuntimeError):
     def __init__(self, path: str | Path, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
+
+
+class ShortVideoError(VideoError):
+    """A video with fewer distinct frames than a ``motion``/``random`` sample asks for."""
 
 
 @dataclass
@@ -192,6 +228,88 @@ def sample_timestamps(
     return [k / fps for k in range(count)]
 
 
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = SSIM_WINDOW, data_range: float = 255.0) -> torch.Tensor:
+    """Mean structural similarity of each image pair ``(B, H, W)`` → ``(B,)`` (Wang et al. 2004).
+
+    A uniform ``window x window`` box over the valid positions, with population (1/N)
+    statistics and ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``. A box rather than the paper's
+    Gaussian: on 64-pixel motion frames the two rank frame pairs alike, the box is one
+    ``avg_pool2d`` per moment, and its values can be worked out by hand (see the tests).
+    """
+    if x.shape != y.shape or x.ndim != 3 or min(x.shape[-2:]) < window:
+        raise ValueError(f"ssim needs two (B, H, W) stacks of one shape, H and W >= {window}; got {x.shape}, {y.shape}")
+    x, y = x.double().unsqueeze(1), y.double().unsqueeze(1)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def mean(image: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(image, window, stride=1)
+
+    mu_x, mu_y = mean(x), mean(y)
+    var_x, var_y = mean(x * x) - mu_x**2, mean(y * y) - mu_y**2
+    cov = mean(x * y) - mu_x * mu_y
+    index = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return index.mean(dim=(1, 2, 3))
+
+
+def motion_scores(grey: torch.Tensor) -> torch.Tensor:
+    """``(T,)`` motion of each frame of ``(T, H, W)``: ``1 - SSIM`` with the frame before; 0 for the first."""
+    if grey.shape[0] < 2:
+        return torch.zeros(grey.shape[0], dtype=torch.float64)
+    change = (1 - ssim(grey[:-1], grey[1:])).clamp(min=0)
+    return torch.cat([change.new_zeros(1), change])
+
+
+def _quantiles(count: int, rng: np.random.Generator | None) -> np.ndarray:
+    """One point per equal bin of ``[0, 1)``: its centre, or a uniform draw within it."""
+    offsets = np.full(count, 0.5) if rng is None else rng.random(count)
+    return (np.arange(count) + offsets) / count
+
+
+def _distinct_ascending(indices: Sequence[int], total: int) -> list[int]:
+    """Strictly increasing indices in ``[0, total)``, each moved as little as the order allows.
+
+    Salient quantiles can land several bins on one frame (all motion in one cut); the
+    fragments need distinct frames, so ties are pushed forward, then back from the end.
+    """
+    out = list(indices)
+    for k in range(1, len(out)):
+        out[k] = max(out[k], out[k - 1] + 1)
+    for k in range(len(out) - 1, -1, -1):
+        out[k] = min(out[k], total - len(out) + k)
+    return out
+
+
+def salient_indices(motion: torch.Tensor | np.ndarray, count: int, rng: np.random.Generator | None = None) -> list[int]:
+    """``count`` distinct ascending frame indices at the quantiles of ``sqrt(motion)``.
+
+    Frame ``i`` owns the mass ``sqrt(motion[i]) / sum``; a quantile picks the first frame
+    whose cumulative mass reaches it. Zero motion everywhere falls back to uniform bins.
+    """
+    weights = np.sqrt(np.clip(np.asarray(motion, dtype=np.float64), 0, None))
+    total, mass = len(weights), weights.sum()
+    if not 1 <= count <= total:
+        raise ValueError(f"cannot take {count} distinct frames of {total}")
+    if mass <= 0:
+        return uniform_indices(total, count, rng)
+    cumulative = np.cumsum(weights / mass)
+    picks = np.searchsorted(cumulative, _quantiles(count, rng), side="left")
+    return _distinct_ascending(np.minimum(picks, total - 1).tolist(), total)
+
+
+def uniform_indices(total: int, count: int, rng: np.random.Generator | None = None) -> list[int]:
+    """``count`` distinct ascending indices at the quantiles of equal bins over ``total`` frames."""
+    if not 1 <= count <= total:
+        raise ValueError(f"cannot take {count} distinct frames of {total}")
+    return _distinct_ascending(np.floor(_quantiles(count, rng) * total).astype(int).tolist(), total)
+
+
+def random_indices(total: int, count: int, rng: np.random.Generator) -> list[int]:
+    """``count`` distinct frames drawn without replacement, ascending."""
+    if not 1 <= count <= total:
+        raise ValueError(f"cannot take {count} distinct frames of {total}")
+    return sorted(rng.choice(total, size=count, replace=False).tolist())
+
+
 class _Timeline:
     """Converts between stream pts and seconds from the stream start."""
 
@@ -306,8 +424,11 @@ def read_video(
     max_frames: int | None = None,
     size: tuple[int, int] | None = None,
     method: Method = "auto",
+    strategy: Strategy = "uniform",
+    rng: np.random.Generator | None = None,
+    on_short: Literal["fewer", "raise"] = "fewer",
 ) -> Clip:
-    """Decode the frames on screen at the times ``sample_timestamps`` picks.
+    """Decode the frames on screen at the times ``sample_timestamps`` picks, or the frames a strategy picks.
 
     Args:
         path: video file.
@@ -316,21 +437,29 @@ def read_video(
         max_frames: cap on the number of frames.
         size: ``(height, width)`` to resize to while converting, or ``None`` for native.
         method: ``"scan"``, ``"seek"`` or ``"auto"`` (cheaper of the two by decoded frames).
+        strategy: ``"uniform"`` (the times above), ``"motion"`` or ``"random"``: as many
+            distinct frames as ``fps``/``num_frames``/``max_frames`` ask for, chosen by motion
+            salience or at random (see the module docstring).
+        rng: for ``motion``, draw within the quantile bins (training) instead of taking their
+            centres; for ``random``, the draw (default: seeded by the path, so reproducible).
+        on_short: a ``motion``/``random`` video with fewer distinct frames than asked:
+            ``"fewer"`` returns them all (logged), ``"raise"`` raises ``ShortVideoError``.
 
     Raises:
         VideoError: the file is missing, unreadable, corrupt, empty or has no video stream.
+        ShortVideoError: too few frames for the strategy, with ``on_short="raise"``.
         ValueError: bad sampling arguments or ``size``.
     """
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ValueError(f"size must be (height, width) with positive values, got {size}")
-    if method not in ("auto", "scan", "seek"):
-        raise ValueError(f"method must be 'auto', 'scan' or 'seek', got {method!r}")
+    _check_options(size, method, strategy, on_short)
     with _open_video(path) as (container, stream):
         info = _info(path, container, stream)
         targets = sample_timestamps(info.duration, fps, num_frames, max_frames)
         stream.thread_type = "AUTO"
         try:
-            picked = _decode_targets(container, stream, info, targets, method)
+            if strategy == "uniform":
+                picked = _decode_targets(container, stream, info, targets, method)
+            else:
+                picked = _select(path, (container, stream, info), len(targets), method, strategy, rng, on_short)
             frames = _to_tensor(picked, size) if picked else None
             times = [_Timeline(stream).seconds(frame) for frame in picked]
         except av.FFmpegError as error:
@@ -338,6 +467,58 @@ def read_video(
     if frames is None:
         raise VideoError(path, "no decodable frames")
     return Clip(frames, torch.tensor(times, dtype=torch.float64), info.duration, str(path))
+
+
+def _check_options(size: tuple[int, int] | None, method: str, strategy: str, on_short: str) -> None:
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ValueError(f"size must be (height, width) with positive values, got {size}")
+    if method not in ("auto", "scan", "seek"):
+        raise ValueError(f"method must be 'auto', 'scan' or 'seek', got {method!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if on_short not in ("fewer", "raise"):
+        raise ValueError(f"on_short must be 'fewer' or 'raise', got {on_short!r}")
+
+
+def _candidates(container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo,
+                method: Method) -> list[av.VideoFrame]:
+    """Every distinct frame (or ``MAX_CANDIDATES`` evenly spaced ones), each decoded once and held."""
+    every = sample_timestamps(info.duration, fps=info.fps, max_frames=MAX_CANDIDATES) if info.fps else (
+        sample_timestamps(info.duration, num_frames=MAX_CANDIDATES))
+    seen: dict[int, av.VideoFrame] = {}
+    for frame in _decode_targets(container, stream, info, every, method):
+        seen.setdefault(id(frame), frame)
+    return list(seen.values())
+
+
+def _grey(frames: list[av.VideoFrame]) -> torch.Tensor:
+    """``(T, MOTION_SIDE, MOTION_SIDE)`` grey images for the motion pass, scaled while converting."""
+    return torch.from_numpy(np.stack([f.to_ndarray(format="gray", width=MOTION_SIDE, height=MOTION_SIDE) for f in frames]))
+
+
+def _select(
+    path: str | Path,
+    opened: tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo],
+    count: int,
+    method: Method,
+    strategy: Strategy,
+    rng: np.random.Generator | None,
+    on_short: str,
+) -> list[av.VideoFrame]:
+    """``count`` frames of one decode of the candidates, chosen by ``strategy``."""
+    candidates = _candidates(*opened, method)
+    if not candidates:
+        return []
+    if len(candidates) < count:
+        if on_short == "raise":
+            raise ShortVideoError(path, f"{len(candidates)} distinct frames, {count} asked")
+        log.warning("%s: %d distinct frames, %d asked; taking all of them", path, len(candidates), count)
+        count = len(candidates)
+    if strategy == "random":
+        chosen = random_indices(len(candidates), count, rng or np.random.default_rng(zlib.crc32(str(path).encode())))
+    else:
+        chosen = salient_indices(motion_scores(_grey(candidates)), count, rng)
+    return [candidates[i] for i in chosen]
 
 
 def _decode_targets(

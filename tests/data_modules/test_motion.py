@@ -1,0 +1,149 @@
+"""Motion-salient sampling: SSIM by hand, the quantile picks, and one decode per video."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from data_modules import video
+from data_modules.datamodule import FrameSampling
+from data_modules.video import (
+    ShortVideoError,
+    motion_scores,
+    read_video,
+    salient_indices,
+    ssim,
+    uniform_indices,
+)
+
+C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+
+def test_ssim_of_two_constant_images() -> None:
+    """Constant a = 100 and b = 150: no variance, so SSIM = (2ab + C1) / (a^2 + b^2 + C1)
+    = (30000 + 6.5025) / (32500 + 6.5025) = 0.923092..."""
+    x, y = torch.full((1, 16, 16), 100.0), torch.full((1, 16, 16), 150.0)
+    assert ssim(x, y).item() == pytest.approx((2 * 100 * 150 + C1) / (100**2 + 150**2 + C1), abs=1e-12)
+    assert ssim(x, y).item() == pytest.approx(0.923092, abs=1e-6)
+
+
+def test_ssim_of_stripes_shifted_by_one_column() -> None:
+    """Columns alternate 0/255; shifted by one, y = 255 - x. Any 8-wide window holds four of each:
+    mu = 127.5, sigma^2 = 127.5^2, cov = -127.5^2, so SSIM = (C2 - 2 * 127.5^2) / (C2 + 2 * 127.5^2)
+    = -32453.9775 / 32571.0225 = -0.996406..."""
+    stripes = (torch.arange(16) % 2 * 255.0).expand(16, 16)
+    shifted = torch.roll(stripes, 1, dims=1)
+    value = ssim(stripes[None], shifted[None], window=8).item()
+    assert value == pytest.approx((C2 - 2 * 127.5**2) / (C2 + 2 * 127.5**2), abs=1e-12)
+    assert value == pytest.approx(-0.996406, abs=1e-6)
+    assert ssim(stripes[None], stripes[None], window=8).item() == pytest.approx(1.0)
+
+
+def test_motion_scores_put_each_change_on_the_later_frame() -> None:
+    frames = torch.stack([torch.full((8, 8), v) for v in (50.0, 50.0, 200.0, 200.0)])
+    scores = motion_scores(frames)
+    assert scores[[0, 1, 3]].tolist() == [0.0, 0.0, 0.0]
+    assert scores[2].item() == pytest.approx(1 - (2 * 50 * 200 + C1) / (50**2 + 200**2 + C1))
+
+
+def test_salient_picks_the_quantiles_of_root_motion() -> None:
+    """Motion 0, 4, 0, 0, 16, 0 → sqrt 2, 4 → mass 1/3 on frame 1, 2/3 on frame 4; three bins'
+    centres 1/6, 1/2, 5/6 land on frames 1, 4, 4, and the tie moves to frame 5."""
+    assert salient_indices([0, 4, 0, 0, 16, 0], 3) == [1, 4, 5]
+
+
+def test_salient_draws_within_bins_with_an_rng() -> None:
+    motion = np.linspace(0, 1, 50) ** 2
+    draws = {tuple(salient_indices(motion, 4, np.random.default_rng(seed))) for seed in range(20)}
+    assert len(draws) > 1
+    assert all(list(d) == sorted(set(d)) for d in draws)
+    assert salient_indices(motion, 4, np.random.default_rng(3)) == salient_indices(motion, 4, np.random.default_rng(3))
+
+
+def test_static_video_falls_back_to_uniform() -> None:
+    assert salient_indices(np.zeros(10), 3) == uniform_indices(10, 3) == [1, 5, 8]
+    assert salient_indices(np.zeros(4), 4) == [0, 1, 2, 3]
+
+
+def test_concentrated_motion_still_gives_distinct_frames() -> None:
+    assert salient_indices([0, 0, 0, 0, 0, 0, 0, 9], 3) == [5, 6, 7]
+
+
+def _write(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = frames[0].shape[0], frames[0].shape[1], "yuv420p"
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def _moving_box(still_before: int, moving: int, still_after: int) -> list[np.ndarray]:
+    """A grey 64x64 clip whose white box moves only during the middle frames."""
+    frames = []
+    for k in range(still_before + moving + still_after):
+        step = min(max(k - still_before, 0), moving)
+        frame = np.full((64, 64, 3), 90, np.uint8)
+        frame[20:36, 2 + 3 * step : 18 + 3 * step] = 250
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def burst_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 frames at 10 fps; the box moves in frames 20-29 only."""
+    return _write(tmp_path_factory.mktemp("motion") / "burst.mp4", _moving_box(20, 10, 10))
+
+
+def test_motion_strategy_picks_the_moving_frames(burst_video: Path) -> None:
+    salient = read_video(burst_video, num_frames=4, strategy="motion")
+    uniform = read_video(burst_video, num_frames=4)
+    moving = [20 <= round(t * 10) <= 30 for t in salient.timestamps.tolist()]
+    assert moving == [True] * 4
+    assert [round(t * 10) for t in uniform.timestamps.tolist()] == [5, 15, 25, 35]
+    assert salient.frames.shape == (4, 64, 64, 3)
+
+
+def test_motion_pass_decodes_each_frame_once(burst_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = []
+    original = video._decoded
+
+    def counting(container, stream):
+        for frame in original(container, stream):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded", counting)
+    read_video(burst_video, num_frames=6, strategy="motion", size=(32, 32))
+    assert len(decoded) == len(set(decoded)) <= 40
+
+
+def test_random_strategy_is_reproducible_and_distinct(burst_video: Path) -> None:
+    first = read_video(burst_video, num_frames=5, strategy="random").timestamps.tolist()
+    assert first == read_video(burst_video, num_frames=5, strategy="random").timestamps.tolist()
+    assert first == sorted(set(first))
+    drawn = read_video(burst_video, num_frames=5, strategy="random", rng=np.random.default_rng(1))
+    assert len(set(drawn.timestamps.tolist())) == 5
+
+
+def test_short_video_gives_fewer_frames_or_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _write(tmp_path / "short.mp4", _moving_box(1, 3, 1))
+    with caplog.at_level(logging.WARNING, logger="data_modules.video"):
+        clip = read_video(path, num_frames=8, strategy="motion")
+    assert clip.frames.shape[0] == 5
+    assert "5 distinct frames, 8 asked" in caplog.text
+    with pytest.raises(ShortVideoError, match="short.mp4: 5 distinct frames, 8 asked"):
+        read_video(path, num_frames=8, strategy="motion", on_short="raise")
+
+
+def test_bad_strategy_is_rejected() -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        FrameSampling(strategy="salient")
+    assert FrameSampling().strategy == "uniform"
