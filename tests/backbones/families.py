@@ -32,6 +32,20 @@ def _qwen2_5_vl_load(directory: Path) -> VideoBackbone:
     return Qwen25VLBackbone(pretrained=str(directory), local_files_only=True, min_pixels=56 * 56, max_pixels=56 * 56)
 
 
+def _perception_lm_tiny() -> VideoBackbone:
+    from groundlight.backbones.perception_lm import PerceptionLMBackbone, TinyPerceptionLMConfig
+
+    torch.manual_seed(0)
+    return PerceptionLMBackbone(tiny=TinyPerceptionLMConfig())
+
+
+def _perception_lm_load(directory: Path) -> VideoBackbone:
+    from groundlight.backbones.perception_lm import PerceptionLMBackbone
+
+    return PerceptionLMBackbone(pretrained=str(directory), local_files_only=True)
+
+
 FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": Family(_qwen2_5_vl_tiny, _qwen2_5_vl_load),
+    "perception_lm": Family(_perception_lm_tiny, _perception_lm_load),
 }
