@@ -37,6 +37,17 @@ def trainer_defaults() -> dict:
     }
 
 
+def command_line_configs(words: list[str]) -> list[str]:
+    """The ``--config`` files named on the command line, in order; not the files those include (``config:`` keys)."""
+    configs = []
+    for index, word in enumerate(words):
+        if word in ("--config", "-c") and index + 1 < len(words):
+            configs.append(words[index + 1])
+        elif word.startswith("--config="):
+            configs.append(word.split("=", 1)[1])
+    return configs
+
+
 def experiment_name(config_paths: list[str]) -> str:
     """``experiments/sft/synth.yaml`` → ``sft/synth``; the last config names the run."""
     if not config_paths:
@@ -56,9 +67,16 @@ class GroundlightCLI(LightningCLI):
         parser.add_argument("--predictions", type=str | None, default=None,
                             help="predict: jsonl path (default runs/<experiment>/predictions.jsonl)")
 
+    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001
+        words = sys.argv[1:] if args is None else args
+        self.given_configs = command_line_configs(words) if isinstance(words, list) else None
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         configs = [str(c) for c in (config.get("config") or [])]
+        if self.given_configs is not None:  # the run is named and summarised by the configs given, not their includes
+            configs = [c for c in configs if c in self.given_configs]
         name = config.get("experiment") or experiment_name(configs)
         self.run_dir = Path(config.get("runs_dir") or "runs") / name
         self.config_paths = configs
