@@ -5,7 +5,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("moment_retrieval", "highlight", "mcq", "verify", "open_qa")
+FRAGMENT_TASKS = (
+    "fragment_counting",
+    "fragment_consistency",
+    "fragment_localization",
+    "fragment_disorder",
+    "fragment_rearrangement",
+)
+"""SF2T's self-supervised fragment tasks (``data_modules.tasks.fragments`` builds them)."""
+
+TASKS = ("moment_retrieval", "highlight", "mcq", "verify", "open_qa", *FRAGMENT_TASKS)
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Frames of one video shown together as one fragment (SF2T).
+
+    The video's frames are drawn once by the frame strategy (``sample_size`` of them, in time
+    order); ``picks`` are positions in that draw, so all sets of one video share one decode.
+
+    Attributes:
+        video_path: the video the frames come from.
+        sample_size: how many frames the strategy draws from the video.
+        picks: ascending positions in the draw (``0 <= p < sample_size``).
+        seed: seed of the strategy's within-bin draw (training); ``None`` takes bin centres.
+    """
+
+    video_path: str
+    sample_size: int
+    picks: tuple[int, ...]
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.picks or list(self.picks) != sorted(set(self.picks)) or not 0 <= self.picks[0] <= self.picks[-1] < self.sample_size:
+            raise ValueError(f"{self.video_path}: picks {self.picks} must ascend within [0, {self.sample_size})")
 
 
 @dataclass
@@ -27,6 +60,9 @@ class VideoSample:
         saliency: per-clip saliency scores (QVHighlights: one list of 3 annotators per clip).
         source: ``"path:line"`` of the annotation, for error messages.
         meta: anything format-specific that no method may use as ground truth.
+        frame_sets: the fragments a fragment task shows, in the order shown (``None``: the whole
+            video, sampled as configured).
+        order: rearrangement's reference: the shown fragments' 1-based numbers in time order.
     """
 
     sample_id: str
@@ -43,6 +79,8 @@ class VideoSample:
     saliency: list[list[int]] | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    frame_sets: list[FrameSet] | None = None
+    order: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

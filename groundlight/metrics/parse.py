@@ -120,3 +120,23 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
 def format_window(start: float, end: float, decimals: int = 1) -> str:
     """The answer text the project trains on: ``"from 3.2s to 7.5s"``."""
     return f"from {start:.{decimals}f}s to {end:.{decimals}f}s"
+
+
+_INTEGER = re.compile(r"\d+")
+
+
+def parse_order(text: str, count: int) -> tuple[int, ...] | None:
+    """The first ``count`` consecutive numbers in ``text`` that are an ordering of ``1..count``.
+
+    Survives ``"3, 1, 2"``, ``"[3 1 2]"``, ``"fragment 3, fragment 1, fragment 2"``, ``"3 -> 1 -> 2"``
+    and, for fewer than ten items, ``"312"``. Anything else (a repeat, a missing number) is ``None``.
+    """
+    numbers = [int(token) for token in _INTEGER.findall(text or "")]
+    if len(numbers) == 1 and count < 10 and len(str(numbers[0])) == count:
+        numbers = [int(digit) for digit in str(numbers[0])]
+    wanted = list(range(1, count + 1))
+    for start in range(len(numbers) - count + 1):
+        window = numbers[start : start + count]
+        if sorted(window) == wanted:
+            return tuple(window)
+    return None

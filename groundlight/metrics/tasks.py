@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from data_modules.samples import VideoSample
+from data_modules.tasks import fragments
 from data_modules.tasks import verification as verify_prompts
 from data_modules.tasks.prompts import (
     PromptTemplates,
@@ -26,7 +27,8 @@ from data_modules.tasks.prompts import (
 )
 from groundlight.metrics.choice import ChoiceAccuracy
 from groundlight.metrics.moment import MomentRetrieval
-from groundlight.metrics.parse import parse_choice, parse_window
+from groundlight.metrics.order import OrderAccuracy
+from groundlight.metrics.parse import parse_choice, parse_order, parse_window
 
 VERIFY_OPTIONS = ("yes", "no")
 
@@ -64,6 +66,30 @@ class Task:
     truth: Callable[[VideoSample, str], str] = verify_prompts.reference_text
 
 
+def _fragment_choice(build: Callable[[VideoSample, PromptTemplates], dict[str, str]], short: str) -> Task:
+    """A fragment task answered by an option letter."""
+    return Task(
+        build=build,
+        parse=lambda sample, text: parse_choice(text, sample.options or []),
+        metric=ChoiceAccuracy,
+        target=lambda sample: sample.answer_index,
+        log_name=lambda name: f"{short}_{name}",
+        record=lambda sample, parsed: {"options": sample.options, "answer": sample.answer_index},
+        truth=verify_prompts.option_text,
+    )
+
+
+def _fragment_yes_no(short: str) -> Task:
+    """A fragment task answered yes (``label``) or no."""
+    return Task(
+        build=fragments.yes_no_prompt,
+        parse=lambda sample, text: parse_choice(text, VERIFY_OPTIONS),
+        metric=ChoiceAccuracy,
+        target=lambda sample: 0 if sample.label else 1,
+        log_name=lambda name: f"{short}_{name}",
+    )
+
+
 TASKS: dict[str, Task] = {
     "moment_retrieval": Task(
         build=moment_retrieval_prompt,
@@ -94,6 +120,20 @@ TASKS: dict[str, Task] = {
     ),
     "highlight": Task(build=_unsupported),
     "open_qa": Task(build=instruction_prompt),
+    # SF2T's fragment tasks (data_modules/tasks/fragments.py builds the samples and prompts)
+    "fragment_counting": _fragment_choice(fragments.choice_prompt, "counting"),
+    "fragment_localization": _fragment_choice(fragments.localization_prompt, "localization"),
+    "fragment_consistency": _fragment_yes_no("consistency"),
+    "fragment_disorder": _fragment_yes_no("disorder"),
+    "fragment_rearrangement": Task(
+        build=fragments.rearrangement_prompt,
+        parse=lambda sample, text: parse_order(text, len(sample.order or [])),
+        metric=OrderAccuracy,
+        target=lambda sample: sample.order,
+        log_name=lambda name: f"rearrangement_{name}",
+        record=lambda sample, parsed: {"order": sample.order,
+                                       "parsed": list(parsed) if parsed is not None else None},
+    ),
 }
 
 
