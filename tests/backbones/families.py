@@ -45,7 +45,22 @@ def _perception_lm_load(directory: Path) -> VideoBackbone:
     return PerceptionLMBackbone(pretrained=str(directory), local_files_only=True)
 
 
+def _qwen3_vl_tiny() -> VideoBackbone:
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone, TinyQwen3Config
+
+    torch.manual_seed(0)
+    return Qwen3VLBackbone(tiny=TinyQwen3Config(), min_pixels=64 * 64, max_pixels=64 * 64, total_pixels=None)
+
+
+def _qwen3_vl_load(directory: Path) -> VideoBackbone:
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone
+
+    return Qwen3VLBackbone(pretrained=str(directory), local_files_only=True, min_pixels=64 * 64, max_pixels=64 * 64,
+                           total_pixels=None)
+
+
 FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": Family(_qwen2_5_vl_tiny, _qwen2_5_vl_load),
     "perception_lm": Family(_perception_lm_tiny, _perception_lm_load),
+    "qwen3_vl": Family(_qwen3_vl_tiny, _qwen3_vl_load),
 }
