@@ -23,6 +23,12 @@ TASK_FILES = {
     "charades_sta_ft": ("charades_sta/{split}.txt", "data_modules.tasks.grounding_templates:read_charades_sta_ft"),
     "qvhighlights_ft": ("qvhighlights/{split}.jsonl", "data_modules.tasks.grounding_templates:read_qvhighlights_ft"),
     "activitynet_captions_ft": ("activitynet_captions/{split}.json", "data_modules.tasks.grounding_templates:read_activitynet_ft"),
+    # video lists as released (split: train/validation/test for SSv2, training/validation for MiT); the
+    # *_fragments tasks turn their videos into SF2T's self-supervised fragment questions
+    "ssv2": ("ssv2/something-something-v2-{split}.json", "data_modules.formats.ssv2:read_ssv2"),
+    "moments_in_time": ("moments_in_time/{split}Set.csv", "data_modules.formats.moments_in_time:read_moments_in_time"),
+    "ssv2_fragments": ("ssv2/something-something-v2-{split}.json", "data_modules.tasks.fragments:read_ssv2_fragments"),
+    "moments_in_time_fragments": ("moments_in_time/{split}Set.csv", "data_modules.tasks.fragments:read_mit_fragments"),
 }
 
 

@@ -35,12 +35,15 @@ import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data_modules.formats.moments_in_time import read_moments_in_time
+from data_modules.formats.ssv2 import read_ssv2
 from data_modules.samples import FRAGMENT_TASKS, FrameSet, VideoSample
 from data_modules.tasks.prompts import PromptTemplates, mcq_prompt
 from data_modules.video import MAX_CANDIDATES, Strategy, VideoError, probe, read_video
@@ -130,8 +133,18 @@ def shuffled(count: int, rng: np.random.Generator) -> list[int]:
 
 
 def frame_counts(videos: Sequence[str]) -> dict[str, int]:
-    """Frames a strategy can draw from each video (container count, capped at ``MAX_CANDIDATES``)."""
-    return {video: min(probe(video).num_frames, MAX_CANDIDATES) for video in videos}
+    """Frames a strategy can draw from each video (container count, capped at ``MAX_CANDIDATES``).
+
+    An unreadable video counts 0 frames (logged), so its questions are skipped and counted.
+    """
+    counts = {}
+    for video in videos:
+        try:
+            counts[video] = min(probe(video).num_frames, MAX_CANDIDATES)
+        except VideoError as error:
+            log.warning("no fragments from %s", error)
+            counts[video] = 0
+    return counts
 
 
 def build_fragment_samples(
@@ -264,6 +277,26 @@ BUILDERS = {
     "fragment_disorder": _disorder,
     "fragment_rearrangement": _rearrangement,
 }
+
+
+# Readers: official video lists → fragment samples (registered in data_modules/readers.py).
+
+
+def fragments_of(samples: Sequence[VideoSample], split: str, config: FragmentConfig | None = None) -> list[VideoSample]:
+    """Fragment samples of the distinct videos of ``samples``; a training list draws within bins."""
+    config = config or FragmentConfig(jitter="train" in split)
+    videos = list(dict.fromkeys(sample.video_path for sample in samples))
+    return build_fragment_samples(videos, config, split).samples
+
+
+def read_ssv2_fragments(path: str | Path, video_dir: str | Path) -> list[VideoSample]:
+    """SF2T samples of a Something-Something V2 list (``something-something-v2-train.json``, ...)."""
+    return fragments_of(read_ssv2(path, video_dir), Path(path).stem)
+
+
+def read_mit_fragments(path: str | Path, video_dir: str | Path) -> list[VideoSample]:
+    """SF2T samples of a Moments in Time list (``trainingSet.csv``, ``validationSet.csv``)."""
+    return fragments_of(read_moments_in_time(path, video_dir), Path(path).stem)
 
 
 # Prompt builders (the task registry, groundlight.metrics.tasks, names them).
