@@ -22,10 +22,15 @@ SUITES = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundlight bench", description=__doc__.splitlines()[0])
-    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
+    # Checked here, not by `choices`: Python 3.11's argparse checks an empty `nargs="*"` positional's default (a list)
+    # against the choices and rejects it, so `groundlight bench` without arguments failed.
+    parser.add_argument("suites", nargs="*", metavar="suite", help=f"suites to run (default: all of {', '.join(SUITES)})")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    for name in args.suites:
+    unknown = [name for name in args.suites if name not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite {', '.join(map(repr, unknown))} (choose from {', '.join(SUITES)})")
+    for name in args.suites or list(SUITES):
         module, function = SUITES[name].split(":")
         result = getattr(importlib.import_module(module), function)(args.out)
         print(f"[{name}] " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, dict)))
