@@ -32,6 +32,19 @@ def _qwen2_5_vl_load(directory: Path) -> VideoBackbone:
     return Qwen25VLBackbone(pretrained=str(directory), local_files_only=True, min_pixels=56 * 56, max_pixels=56 * 56)
 
 
+def _internvl_tiny() -> VideoBackbone:
+    from groundlight.backbones.internvl import InternVLBackbone, TinyInternVLConfig
+
+    torch.manual_seed(0)
+    return InternVLBackbone(tiny=TinyInternVLConfig())
+
+
+def _internvl_load(directory: Path) -> VideoBackbone:
+    from groundlight.backbones.internvl import InternVLBackbone
+
+    return InternVLBackbone(pretrained=str(directory), local_files_only=True)
+
+
 def _perception_lm_tiny() -> VideoBackbone:
     from groundlight.backbones.perception_lm import PerceptionLMBackbone, TinyPerceptionLMConfig
 
@@ -61,6 +74,7 @@ def _qwen3_vl_load(directory: Path) -> VideoBackbone:
 
 FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": Family(_qwen2_5_vl_tiny, _qwen2_5_vl_load),
+    "internvl": Family(_internvl_tiny, _internvl_load),
     "perception_lm": Family(_perception_lm_tiny, _perception_lm_load),
     "qwen3_vl": Family(_qwen3_vl_tiny, _qwen3_vl_load),
 }

@@ -1,0 +1,394 @@
+"""InternVL3.5 (HF-native ``InternVLForConditionalGeneration``) behind the backbone interface.
+
+A video is a run of images, one tile per sampled frame (the official video path: no dynamic
+tiling for video frames). The prompt holds one block per frame, numbered from 1::
+
+    Frame1: <img><IMG_CONTEXT>×N</img>
+    Frame2: <img><IMG_CONTEXT>×N</img>
+    <question>
+
+with ``N = (image_size / patch_size)² · downsample_ratio²`` (256 at 448 px), exactly what
+``InternVLProcessor.replace_video_token`` writes for the ``<video>`` placeholder of the chat
+template. The preprocessing is the project's own (no CPU torchvision) and that of the official
+InternVL transform: PIL's bicubic resize of each frame to an ``image_size`` square, rescale by
+1/255, ImageNet mean/std. The ``video_preprocessor_config.json``
+shipped with the ``-HF`` checkpoints says CLIP mean/std at 384 px instead (OpenGVLab/InternVL
+issues #1184, #1222): those are the HF class defaults, not what the model was trained with, and
+384 px gives 27×27 patches that the 0.5 pixel shuffle cannot halve.
+
+The language model (Qwen3 in InternVL3.5, Qwen2 in InternVL3) uses 1-D RoPE. Its position ids
+are passed explicitly as the count of real tokens before each one: the installed forward numbers
+a left-padded row from its first pad column while ``generate`` numbers it from its first real
+token, so the two would disagree on padded rows without them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, InternVLConfig, InternVLForConditionalGeneration
+
+from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
+from groundlight.backbones.lora import apply_lora, freeze_modules
+from groundlight.backbones.qwen2_5_vl import _tiny_corpus
+from groundlight.backbones.token_keep import TokenKeep, hf_model
+from groundlight.backbones.tokenizer import build_tokenizer
+from groundlight.ops import IGNORE_INDEX
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+VIDEO_PLACEHOLDER = "<video>"
+TURN_END = "<|im_end|>"
+
+INTERNVL_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", TURN_END, IMG_START, IMG_END, IMG_CONTEXT, VIDEO_PLACEHOLDER)
+
+# The -HF checkpoints' layout for text + video: no default system turn, "<video>\n" before the text.
+INTERNVL_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'video' %}<video>\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tokens_per_frame(image_size: int, patch_size: int, downsample_ratio: float) -> int:
+    """Visual tokens one frame becomes: the patch grid, pixel-shuffled by ``downsample_ratio``."""
+    side = image_size // patch_size
+    if side * patch_size != image_size or (side * downsample_ratio) % 1:
+        raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size} whose patch grid "
+                         f"{side} the pixel shuffle ({downsample_ratio}) divides")
+    return int(side * downsample_ratio) ** 2
+
+
+@dataclass
+class InternVLVisualInput(VisualInput):
+    """An InternVL-preprocessed video: one ``(3, S, S)`` tile per frame.
+
+    Attributes:
+        tokens_per_frame: visual tokens of each frame's ``<img>`` block.
+    """
+
+    tokens_per_frame: int = 0
+
+
+@dataclass
+class InternVLVideoProcessor(VideoProcessor):
+    """Frames and prompts → InternVL inputs.
+
+    Attributes:
+        tokenizer: the backbone's tokenizer, with a chat template that writes ``<video>`` once.
+        image_size: side of the square tile each frame is resized to (448 for the released models).
+        tokens_per_frame: ``<IMG_CONTEXT>`` tokens per frame (256 for the released models).
+        system_prompt: system turn; ``None`` keeps the chat template's (none in the -HF template).
+    """
+
+    tokenizer: Any
+    image_size: int = 448
+    tokens_per_frame: int = 256
+    system_prompt: str | None = None
+    visual_keys = ("pixel_values",)
+
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(T, H, W, 3)`` uint8 → ``(T, 3, S, S)`` float in [0, 255]: PIL's bicubic resize to a square.
+
+        PIL, because the official transform (``T.Resize`` on PIL images) and HF's PIL backend use it;
+        torch's bicubic kernel differs from PIL's by up to 23/255 on upsampled noise. The aspect ratio
+        is not kept, as in the official transform.
+        """
+        size = (self.image_size, self.image_size)
+        if tuple(frames.shape[1:3]) != size:
+            frames = torch.stack([
+                torch.from_numpy(np.array(Image.fromarray(frame.numpy()).resize(size, Image.Resampling.BICUBIC)))
+                for frame in frames.contiguous()
+            ])
+        return frames.permute(0, 3, 1, 2).float()
+
+    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> InternVLVisualInput:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise ValueError(f"expected frames (T>0, H, W, 3), got {tuple(frames.shape)}")
+        if timestamps.shape != (frames.shape[0],):
+            raise ValueError(f"expected one timestamp per frame ({frames.shape[0]}), got {tuple(timestamps.shape)}")
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        count = frames.shape[0]
+        return InternVLVisualInput(
+            pixel_values=(self.resize(frames) / 255.0 - mean) / std,
+            num_tokens=count * self.tokens_per_frame,
+            token_frame=torch.arange(count).repeat_interleave(self.tokens_per_frame),
+            timestamps=timestamps.double(),
+            tokens_per_frame=self.tokens_per_frame,
+        )
+
+    def video_text(self, num_frames: int) -> str:
+        """What the ``<video>`` placeholder expands to: one numbered ``<img>`` block per frame."""
+        block = IMG_START + IMG_CONTEXT * self.tokens_per_frame + IMG_END
+        return "\n".join(f"Frame{i}: {block}" for i in range(1, num_frames + 1))
+
+    def prompt_text(self, prompt: str, num_frames: int) -> str:
+        """The chat-formatted prompt with the video expanded, as the model reads it."""
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if text.count(VIDEO_PLACEHOLDER) != 1:
+            raise ValueError(f"the chat template must write {VIDEO_PLACEHOLDER} exactly once per video")
+        return text.replace(VIDEO_PLACEHOLDER, self.video_text(num_frames))
+
+    def prompt_ids(self, prompt: str, visual: InternVLVisualInput, query: str = "") -> tuple[list[int], list[bool]]:
+        """Prompt ids and, per id, whether it is query text (matched by character offsets, last occurrence)."""
+        if visual.tokens_per_frame != self.tokens_per_frame:
+            raise ValueError(f"video prepared with {visual.tokens_per_frame} tokens per frame, processor has {self.tokens_per_frame}")
+        text = self.prompt_text(prompt, len(visual.timestamps))
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
+        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
+        end = start + len(query)
+        return encoded["input_ids"], [a < end and b > start for a, b in encoded["offset_mapping"]]
+
+    def answer_ids(self, answer: str) -> list[int]:
+        return self.tokenizer(answer + TURN_END, add_special_tokens=False)["input_ids"]
+
+    @property
+    def context_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+
+    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
+        rows = [self._row(item, with_answer) for item in items]
+        batch = _left_padded(rows, self.tokenizer.pad_token_id)
+        visuals = [item["visual"] for item in items]
+        batch["frame_seconds"] = [v.timestamps[v.token_frame].float() for v in visuals]
+        if with_pixels:
+            batch["pixel_values"] = torch.cat([v.pixel_values for v in visuals])
+        if not with_answer:
+            del batch["labels"]
+        return batch
+
+    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
+        visual: InternVLVisualInput = item["visual"]
+        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
+        answer = self.answer_ids(item["answer"]) if with_answer else []
+        ids = prompt + answer
+        is_visual = torch.tensor(ids) == self.context_id
+        if int(is_visual.sum()) != visual.num_tokens:
+            raise ValueError(f"{int(is_visual.sum())} {IMG_CONTEXT} tokens in the prompt, the video has {visual.num_tokens}")
+        frames = torch.full((len(ids),), -1, dtype=torch.long)
+        frames[is_visual] = visual.token_frame
+        return ids, [IGNORE_INDEX] * len(prompt) + answer, frames, query
+
+    def decode(self, token_ids: torch.Tensor) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
+
+
+def _left_padded(rows: list[tuple[list[int], list[int], torch.Tensor, list[bool]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Rows of (ids, labels, frame per id, query flags) → left-padded batch tensors."""
+    size, length = len(rows), max(len(row[0]) for row in rows)
+    batch = {
+        "input_ids": torch.full((size, length), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((size, length), dtype=torch.long),
+        "labels": torch.full((size, length), IGNORE_INDEX, dtype=torch.long),
+        "frame_index": torch.full((size, length), -1, dtype=torch.long),
+        "query_mask": torch.zeros((size, length), dtype=torch.bool),
+    }
+    for b, (ids, labels, frames, query) in enumerate(rows):
+        start = length - len(ids)  # left padding: generation continues from the last column
+        batch["input_ids"][b, start:] = torch.tensor(ids)
+        batch["attention_mask"][b, start:] = 1
+        batch["labels"][b, start:] = torch.tensor(labels)
+        batch["frame_index"][b, start:] = frames
+        batch["query_mask"][b, start : start + len(query)] = torch.tensor(query, dtype=torch.bool)
+    return batch
+
+
+@dataclass
+class TinyInternVLConfig:
+    """A random-init InternVL of the real class, small enough to train on a CPU.
+
+    The language model is Qwen3 (InternVL3.5) or Qwen2 (InternVL3); the vision tower is an InternViT
+    with a CLS token, followed by the 0.5 pixel shuffle and the MLP projector, as in the released models.
+    ``(image_size / patch_size)`` must be even: 56 / 14 → 4×4 patches → 4 tokens per frame.
+    """
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    text_model_type: Literal["qwen3", "qwen2"] = "qwen3"
+    vision_layers: int = 2
+    vision_hidden_size: int = 32
+    vision_intermediate_size: int = 64
+    vision_heads: int = 2
+    image_size: int = 56
+    patch_size: int = 14
+    downsample_ratio: float = 0.5
+    vocab_size: int = 1024
+
+    def build_config(self, tokenizer: Any) -> InternVLConfig:
+        text = dict(
+            model_type=self.text_model_type, vocab_size=len(tokenizer), hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size, num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads, num_key_value_heads=self.num_kv_heads,
+            head_dim=self.hidden_size // self.num_heads, max_position_embeddings=32768,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=False,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        )
+        vision = dict(
+            hidden_size=self.vision_hidden_size, num_hidden_layers=self.vision_layers,
+            num_attention_heads=self.vision_heads, intermediate_size=self.vision_intermediate_size,
+            image_size=self.image_size, patch_size=self.patch_size,
+        )
+        return InternVLConfig(
+            text_config=text, vision_config=vision, image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
+            image_seq_length=tokens_per_frame(self.image_size, self.patch_size, self.downsample_ratio),
+            downsample_ratio=self.downsample_ratio, tie_word_embeddings=False,
+        )
+
+
+def tiny_tokenizer(vocab_size: int) -> Any:
+    """The tiny model's offline BPE: the project's corpus plus the frame labels, InternVL's special tokens."""
+    corpus = [*_tiny_corpus(), " ".join(f"Frame{i}:" for i in range(1, 129))]
+    return build_tokenizer(corpus, vocab_size=vocab_size, special_tokens=INTERNVL_SPECIAL_TOKENS,
+                           chat_template=INTERNVL_CHAT_TEMPLATE)
+
+
+class InternVLBackbone(TokenKeep, VideoBackbone):
+    """InternVL3.5 (-HF checkpoints): ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
+
+    Args:
+        pretrained: hub id or directory of an HF-format checkpoint (``OpenGVLab/InternVL3_5-8B-HF``;
+            the remote-code ``OpenGVLab/InternVL3_5-8B`` is another format and does not load here).
+        tiny: build a random-init model of the same class instead.
+        dtype: parameter dtype (``float32``, ``bfloat16``, ``float16``).
+        attn_implementation: ``sdpa`` by default; attention probes wrap it, never eager.
+        trust_remote_code: off unless the user turns it on.
+        local_files_only: never touch the hub (offline clusters).
+        lora: LoRA on the LM attention projections (the default regex never matches the InternViT's
+            ``q_proj``/``k_proj``/``v_proj``); ``None`` trains all unfrozen weights.
+        freeze_vision: keep the vision tower and the projector frozen.
+        gradient_checkpointing: trade compute for memory on real-size models.
+        system_prompt: a system turn (the -HF chat template writes none; the official ``model.chat``
+            writes InternVL's own system message).
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        tiny: TinyInternVLConfig | None = None,
+        dtype: str = "float32",
+        attn_implementation: str = "sdpa",
+        trust_remote_code: bool = False,
+        local_files_only: bool = False,
+        lora: LoraOptions | None = None,
+        freeze_vision: bool = False,
+        gradient_checkpointing: bool = False,
+        system_prompt: str | None = None,
+    ) -> None:
+        super().__init__()
+        if (pretrained is None) == (tiny is None):
+            raise ValueError("set exactly one of `pretrained` (hub id or directory) or `tiny` (random-init config)")
+        torch_dtype = getattr(torch, dtype)
+        if pretrained is not None:
+            tokenizer = AutoTokenizer.from_pretrained(
+                pretrained, trust_remote_code=trust_remote_code, local_files_only=local_files_only
+            )
+            self.model = InternVLForConditionalGeneration.from_pretrained(
+                pretrained, dtype=torch_dtype, attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code, local_files_only=local_files_only,
+            )
+        else:
+            tokenizer = tiny_tokenizer(tiny.vocab_size)
+            config = tiny.build_config(tokenizer)
+            config._attn_implementation = attn_implementation
+            self.model = InternVLForConditionalGeneration(config).to(torch_dtype)
+        self.processor = InternVLVideoProcessor(tokenizer, *_tile_layout(self.model.config), system_prompt=system_prompt)
+        _settle_tokenizer(tokenizer, self.model.config)
+        if freeze_vision:
+            freeze_modules(self.model, ("vision_tower", "multi_modal_projector"))
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        if lora is not None:
+            self.model = apply_lora(self.model, lora)
+
+    def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
+        """``(1, B, L)`` 1-D RoPE ids: real tokens before each position, 0 on the left padding."""
+        return (batch["attention_mask"].long().cumsum(1) - 1).clamp(min=0).unsqueeze(0)
+
+    def projector_parameters(self) -> list[torch.nn.Parameter]:
+        return list(hf_model(self.model).model.multi_modal_projector.parameters())
+
+    def embed_inputs(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Token embeddings ``(B, L, D)`` with the projected frame features in the ``<IMG_CONTEXT>`` slots."""
+        hf = hf_model(self.model)
+        embeds = hf.get_input_embeddings()(batch["input_ids"])
+        pixels = batch["pixel_values"].to(hf.dtype)
+        features = hf.model.get_image_features(pixel_values=pixels, return_dict=True).pooler_output
+        slots = (batch["input_ids"] == hf.config.image_token_id).unsqueeze(-1)
+        return embeds.masked_scatter(slots, features.reshape(-1, embeds.shape[-1]).to(embeds.dtype))
+
+    def decoder_layers(self) -> dict[int, torch.nn.Module]:
+        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
+
+    def vision_encoder(self) -> torch.nn.Module:
+        return hf_model(self.model).model.vision_tower
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
+        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
+        model.save_pretrained(directory)
+        self.processor.tokenizer.save_pretrained(directory)
+
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "pixel_values": batch["pixel_values"].to(self.model.dtype),
+            "position_ids": self.model_position_ids(self.full_positions(batch)),  # generate() extends them by last + 1
+        }
+
+    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
+        return self.model(**self.model_inputs(batch), use_cache=False, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
+        tokenizer = self.processor.tokenizer
+        output = self.model.generate(
+            **self.model_inputs(batch), max_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        return self.processor.decode(output[:, batch["input_ids"].shape[1] :])
+
+
+def _tile_layout(config: InternVLConfig) -> tuple[int, int]:
+    """``(image_size, tokens_per_frame)`` from the model config, checked against ``image_seq_length``."""
+    vision = config.vision_config
+    size, patch = vision.image_size[0], vision.patch_size[0]
+    if vision.image_size[0] != vision.image_size[1]:
+        raise ValueError(f"InternVL tiles are square, the config says image_size {vision.image_size}")
+    tokens = tokens_per_frame(size, patch, config.downsample_ratio)
+    if tokens != config.image_seq_length:
+        raise ValueError(f"image_seq_length {config.image_seq_length} != ({size}/{patch})² · {config.downsample_ratio}² = {tokens}")
+    return size, tokens
+
+
+def _settle_tokenizer(tokenizer: Any, config: InternVLConfig) -> None:
+    """Left padding, a pad token, generation ending at the chat turn's end, and ``<IMG_CONTEXT>`` = the model's image id."""
+    tokenizer.padding_side = "left"
+    if tokenizer.convert_tokens_to_ids(IMG_CONTEXT) != config.image_token_id:
+        raise ValueError(f"tokenizer's {IMG_CONTEXT} is id {tokenizer.convert_tokens_to_ids(IMG_CONTEXT)}, "
+                         f"the model's image_token_id is {config.image_token_id}")
+    if tokenizer.eos_token != TURN_END:  # answers end with <|im_end|> (answer_ids); generation must stop there
+        tokenizer.eos_token = TURN_END
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
