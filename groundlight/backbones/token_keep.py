@@ -141,7 +141,7 @@ class TokenKeep:
         for step in range(max_new_tokens):
             output = self.model(
                 inputs_embeds=step_embeds, position_ids=self.model_position_ids(step_positions), attention_mask=attention,
-                past_key_values=cache, use_cache=use_cache, logits_to_keep=1,
+                cache=cache, use_cache=use_cache, logits_to_keep=1,
             )
             token = output.logits[:, -1].argmax(-1).masked_fill(finished, tokenizer.pad_token_id)
             generated.append(token)
