@@ -12,6 +12,7 @@ TASK_FILES = {
     "charades_sta": ("charades_sta/{split}.txt", "data_modules.formats.charades_sta:read_charades_sta"),
     "qvhighlights": ("qvhighlights/{split}.jsonl", "data_modules.formats.qvhighlights:read_qvhighlights"),
     "mcq": ("mcq/{split}.json", "data_modules.formats.mcq:read_mcq"),
+    "finevid": ("finevid/{split}.json", "data_modules.formats.mcq:read_mcq"),  # data_modules/finevid.py writes it
     "verify": ("verify/{split}.jsonl", "data_modules.formats.verify:read_verify"),
     "keyframes": ("keyframes/{split}.json", "data_modules.formats.keyframes:read_keyframes"),
     "fitnessqa": ("fitnessqa/{split}.json", "data_modules.formats.fitnessqa:read_fitnessqa"),
