@@ -1,0 +1,130 @@
+"""Benchmark of SF2T's data side: the motion pass and fragment samples per worker → ``sf2t.json``.
+
+Clips shaped like SF2T's sources are generated in a temp dir: Something-Something V2
+(about 4 s at 12 fps, 240p) and Moments in Time (3 s at 30 fps, 256p), with a box moving
+over a drifting gradient. Times are medians of interleaved repeats (the machine is shared).
+
+- ``motion_seconds_per_video``: ``read_video(strategy="motion")`` of one N*M = 15-frame draw:
+  candidate decode, 64-px grey conversion, SSIM pass and RGB conversion of the chosen frames.
+- ``motion_over_uniform``: its time over a uniform 15-frame read of the same clip.
+- ``two_pass_over_one``: a motion pass that decodes the clip, then a second read of the
+  chosen frames (at least a uniform read's cost), over the one-decode motion read.
+- ``fragments_per_second_per_worker``: fragment samples loaded (frames decoded and assembled,
+  prompt and answer built) per second in one process, as one DataLoader worker does before
+  the backbone's preprocessing; generation alone (probing frame counts) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from data_modules.tasks.fragments import (
+    FragmentConfig,
+    FragmentDataset,
+    build_fragment_samples,
+)
+from data_modules.video import MOTION_SIDE, motion_scores, read_video
+from groundlight.io import write_json_atomic
+
+CLIPS = {"ssv2_like": (4, 12, 320, 240), "mit_like": (3, 30, 340, 256)}
+"""name → (seconds, fps, width, height)."""
+DRAW = 15
+"""Frames per video draw: N = 3 fragments of M = 5."""
+DECODE_SIZE = (112, 112)
+
+
+def write_clip(path: Path, seconds: int, fps: int, width: int, height: int, seed: int) -> Path:
+    """A moving box over a drifting gradient, H.264."""
+    rng = np.random.default_rng(seed)
+    base = np.tile(np.linspace(30, 200, width, dtype=np.uint8)[None, :, None], (height, 1, 3))
+    velocity = rng.uniform(2, 6, size=2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        for k in range(seconds * fps):
+            frame = np.roll(base, k, axis=1)
+            x, y = (int(v * k) % (d - 40) for v, d in zip(velocity, (width, height)))
+            frame[y : y + 40, x : x + 40] = (240, 60, 30)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def _motion_pass(path: Path) -> torch.Tensor:
+    """The motion scores alone, from a decode of its own (the first pass of a two-pass reader)."""
+    with av.open(str(path)) as container:
+        grey = [f.to_ndarray(format="gray", width=MOTION_SIDE, height=MOTION_SIDE) for f in container.decode(video=0)]
+    return motion_scores(torch.from_numpy(np.stack(grey)))
+
+
+def _median_times(jobs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            began = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - began)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _motion_report(path: Path, repeats: int) -> dict[str, float]:
+    times = _median_times({
+        "motion": lambda: read_video(path, num_frames=DRAW, size=DECODE_SIZE, strategy="motion"),
+        "uniform": lambda: read_video(path, num_frames=DRAW, size=DECODE_SIZE),
+        "motion_pass": lambda: _motion_pass(path),
+    }, repeats)
+    return {
+        "motion_seconds": round(times["motion"], 5),
+        "uniform_seconds": round(times["uniform"], 5),
+        "motion_over_uniform": round(times["motion"] / times["uniform"], 3),
+        "two_pass_over_one": round((times["motion_pass"] + times["uniform"]) / times["motion"], 3),
+    }
+
+
+class _Frames:
+    """A processor that keeps the frames: the bench stops before the backbone's preprocessing."""
+
+    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        return frames
+
+
+def _fragment_rates(videos: list[str], repeats: int) -> dict[str, float]:
+    config = FragmentConfig(max_frames=5)
+    began = time.perf_counter()
+    samples = build_fragment_samples(videos, config, "train").samples
+    generation = len(samples) / (time.perf_counter() - began)
+    data = FragmentDataset(samples, _Frames(), strategy="motion", decode_size=DECODE_SIZE)
+    seconds = _median_times({"load": lambda: [data[i] for i in range(len(data))]}, repeats)["load"]
+    return {"fragments_per_second_per_worker": round(len(samples) / seconds, 2),
+            "generated_samples_per_second": round(generation, 1), "samples": len(samples)}
+
+
+def run(out_dir: Path, repeats: int = 3, videos_per_kind: int = 4) -> dict:
+    """Generate the clips, time the motion pass and fragment loading, write ``out_dir/sf2t.json``."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = {name: [str(write_clip(Path(tmp) / f"{name}_{k}.mp4", *shape, seed=k)) for k in range(videos_per_kind)]
+                  for name, shape in CLIPS.items()}
+        per_clip = {name: _motion_report(Path(paths[0]), repeats) for name, paths in videos.items()}
+        rates = _fragment_rates([v for paths in videos.values() for v in paths], repeats)
+    results = {
+        "motion_seconds_per_video": round(statistics.mean(c["motion_seconds"] for c in per_clip.values()), 5),
+        "fragments_per_second_per_worker": rates["fragments_per_second_per_worker"],
+        "generated_samples_per_second": rates["generated_samples_per_second"],
+        "samples": rates["samples"],
+        "draw_frames": DRAW,
+        "decode_size": list(DECODE_SIZE),
+        "repeats": repeats,
+        "clips": {name: {"seconds_fps_width_height": list(CLIPS[name])} | report for name, report in per_clip.items()},
+    }
+    write_json_atomic(Path(out_dir) / "sf2t.json", results)
+    return results
