@@ -37,7 +37,8 @@ class FrameSet:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.picks or list(self.picks) != sorted(set(self.picks)) or not 0 <= self.picks[0] <= self.picks[-1] < self.sample_size:
+        ascending = bool(self.picks) and list(self.picks) == sorted(set(self.picks))
+        if not ascending or not 0 <= self.picks[0] <= self.picks[-1] < self.sample_size:
             raise ValueError(f"{self.video_path}: picks {self.picks} must ascend within [0, {self.sample_size})")
 
 

@@ -222,3 +222,9 @@ def test_dataset_items_hide_the_duration(two_videos) -> None:
 
 def frame_counts_of(videos: list[str]) -> dict[str, int]:
     return fragments.frame_counts(videos)
+
+
+@pytest.mark.parametrize("picks", [(), (2, 1), (1, 1), (0, 6)])
+def test_frame_set_rejects_picks_outside_its_draw(picks: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="must ascend within"):
+        FrameSet("v.mp4", 6, picks)
