@@ -76,7 +76,7 @@ def test_the_tiny_tokenizer_corpus_matches_the_prompt_texts():
     import json
 
     from data_modules.tasks import tokenizer_corpus
-    from groundlight.backbones.qwen2_5_vl import TINY_CORPUS
+    from groundlight.backbones.tokenizer import TINY_CORPUS
 
     assert json.loads(TINY_CORPUS.read_text(encoding="utf-8")) == tokenizer_corpus(), (
         "regenerate groundlight/backbones/tiny_corpus.json from data_modules.tasks.tokenizer_corpus()")

@@ -24,22 +24,18 @@ token, so the two would disagree on padded rows without them.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoTokenizer, InternVLConfig, InternVLForConditionalGeneration
+from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
-from groundlight.backbones.lora import apply_lora, freeze_modules
-from groundlight.backbones.qwen2_5_vl import _tiny_corpus
-from groundlight.backbones.token_keep import TokenKeep, hf_model
-from groundlight.backbones.tokenizer import build_tokenizer
-from groundlight.ops import IGNORE_INDEX
+from groundlight.backbones.base import LoraOptions, VisualInput
+from groundlight.backbones.chat import ChatVideoProcessor, HFVideoBackbone, one_d_positions
+from groundlight.backbones.token_keep import hf_model
+from groundlight.backbones.tokenizer import build_tokenizer, tiny_corpus
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,7 +80,7 @@ class InternVLVisualInput(VisualInput):
 
 
 @dataclass
-class InternVLVideoProcessor(VideoProcessor):
+class InternVLVideoProcessor(ChatVideoProcessor):
     """Frames and prompts → InternVL inputs.
 
     Attributes:
@@ -138,10 +134,7 @@ class InternVLVideoProcessor(VideoProcessor):
 
     def prompt_text(self, prompt: str, num_frames: int) -> str:
         """The chat-formatted prompt with the video expanded, as the model reads it."""
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self.chat_text(prompt)
         if text.count(VIDEO_PLACEHOLDER) != 1:
             raise ValueError(f"the chat template must write {VIDEO_PLACEHOLDER} exactly once per video")
         return text.replace(VIDEO_PLACEHOLDER, self.video_text(num_frames))
@@ -150,65 +143,18 @@ class InternVLVideoProcessor(VideoProcessor):
         """Prompt ids and, per id, whether it is query text (matched by character offsets, last occurrence)."""
         if visual.tokens_per_frame != self.tokens_per_frame:
             raise ValueError(f"video prepared with {visual.tokens_per_frame} tokens per frame, processor has {self.tokens_per_frame}")
-        text = self.prompt_text(prompt, len(visual.timestamps))
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
-        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
-        end = start + len(query)
-        return encoded["input_ids"], [a < end and b > start for a, b in encoded["offset_mapping"]]
+        return self.encode(self.prompt_text(prompt, len(visual.timestamps)), prompt, query)
 
     def answer_ids(self, answer: str) -> list[int]:
         return self.tokenizer(answer + TURN_END, add_special_tokens=False)["input_ids"]
 
     @property
-    def context_id(self) -> int:
+    def visual_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
 
-    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
-        rows = [self._row(item, with_answer) for item in items]
-        batch = _left_padded(rows, self.tokenizer.pad_token_id)
-        visuals = [item["visual"] for item in items]
-        batch["frame_seconds"] = [v.timestamps[v.token_frame].float() for v in visuals]
-        if with_pixels:
-            batch["pixel_values"] = torch.cat([v.pixel_values for v in visuals])
-        if not with_answer:
-            del batch["labels"]
-        return batch
+    def video_inputs(self, visuals: list[Any], frame_index: torch.Tensor, with_pixels: bool) -> dict[str, Any]:
+        return {"pixel_values": torch.cat([v.pixel_values for v in visuals])} if with_pixels else {}
 
-    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
-        visual: InternVLVisualInput = item["visual"]
-        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
-        answer = self.answer_ids(item["answer"]) if with_answer else []
-        ids = prompt + answer
-        is_visual = torch.tensor(ids) == self.context_id
-        if int(is_visual.sum()) != visual.num_tokens:
-            raise ValueError(f"{int(is_visual.sum())} {IMG_CONTEXT} tokens in the prompt, the video has {visual.num_tokens}")
-        frames = torch.full((len(ids),), -1, dtype=torch.long)
-        frames[is_visual] = visual.token_frame
-        return ids, [IGNORE_INDEX] * len(prompt) + answer, frames, query
-
-    def decode(self, token_ids: torch.Tensor) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
-
-
-def _left_padded(rows: list[tuple[list[int], list[int], torch.Tensor, list[bool]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Rows of (ids, labels, frame per id, query flags) → left-padded batch tensors."""
-    size, length = len(rows), max(len(row[0]) for row in rows)
-    batch = {
-        "input_ids": torch.full((size, length), pad_id, dtype=torch.long),
-        "attention_mask": torch.zeros((size, length), dtype=torch.long),
-        "labels": torch.full((size, length), IGNORE_INDEX, dtype=torch.long),
-        "frame_index": torch.full((size, length), -1, dtype=torch.long),
-        "query_mask": torch.zeros((size, length), dtype=torch.bool),
-    }
-    for b, (ids, labels, frames, query) in enumerate(rows):
-        start = length - len(ids)  # left padding: generation continues from the last column
-        batch["input_ids"][b, start:] = torch.tensor(ids)
-        batch["attention_mask"][b, start:] = 1
-        batch["labels"][b, start:] = torch.tensor(labels)
-        batch["frame_index"][b, start:] = frames
-        batch["query_mask"][b, start : start + len(query)] = torch.tensor(query, dtype=torch.bool)
-    return batch
 
 
 @dataclass
@@ -258,12 +204,12 @@ class TinyInternVLConfig:
 
 def tiny_tokenizer(vocab_size: int) -> Any:
     """The tiny model's offline BPE: the project's corpus plus the frame labels, InternVL's special tokens."""
-    corpus = [*_tiny_corpus(), " ".join(f"Frame{i}:" for i in range(1, 129))]
+    corpus = [*tiny_corpus(), " ".join(f"Frame{i}:" for i in range(1, 129))]
     return build_tokenizer(corpus, vocab_size=vocab_size, special_tokens=INTERNVL_SPECIAL_TOKENS,
                            chat_template=INTERNVL_CHAT_TEMPLATE)
 
 
-class InternVLBackbone(TokenKeep, VideoBackbone):
+class InternVLBackbone(HFVideoBackbone):
     """InternVL3.5 (-HF checkpoints): ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
 
     Args:
@@ -282,6 +228,9 @@ class InternVLBackbone(TokenKeep, VideoBackbone):
             writes InternVL's own system message).
     """
 
+    vision_module = "vision_tower"
+    frozen_with_vision = ("vision_tower", "multi_modal_projector")
+
     def __init__(
         self,
         pretrained: str | None = None,
@@ -296,34 +245,20 @@ class InternVLBackbone(TokenKeep, VideoBackbone):
         system_prompt: str | None = None,
     ) -> None:
         super().__init__()
-        if (pretrained is None) == (tiny is None):
-            raise ValueError("set exactly one of `pretrained` (hub id or directory) or `tiny` (random-init config)")
-        torch_dtype = getattr(torch, dtype)
+        self.check_source(pretrained, tiny)
         if pretrained is not None:
-            tokenizer = AutoTokenizer.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code, local_files_only=local_files_only
-            )
-            self.model = InternVLForConditionalGeneration.from_pretrained(
-                pretrained, dtype=torch_dtype, attn_implementation=attn_implementation,
-                trust_remote_code=trust_remote_code, local_files_only=local_files_only,
-            )
+            self.model, tokenizer = self.from_hub(InternVLForConditionalGeneration, pretrained, dtype,
+                                                 attn_implementation, trust_remote_code, local_files_only)
         else:
             tokenizer = tiny_tokenizer(tiny.vocab_size)
-            config = tiny.build_config(tokenizer)
-            config._attn_implementation = attn_implementation
-            self.model = InternVLForConditionalGeneration(config).to(torch_dtype)
+            self.model = self.from_config(InternVLForConditionalGeneration, tiny.build_config(tokenizer), dtype,
+                                          attn_implementation)
         self.processor = InternVLVideoProcessor(tokenizer, *_tile_layout(self.model.config), system_prompt=system_prompt)
         _settle_tokenizer(tokenizer, self.model.config)
-        if freeze_vision:
-            freeze_modules(self.model, ("vision_tower", "multi_modal_projector"))
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        if lora is not None:
-            self.model = apply_lora(self.model, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
-        """``(1, B, L)`` 1-D RoPE ids: real tokens before each position, 0 on the left padding."""
-        return (batch["attention_mask"].long().cumsum(1) - 1).clamp(min=0).unsqueeze(0)
+        return one_d_positions(batch["attention_mask"])
 
     def projector_parameters(self) -> list[torch.nn.Parameter]:
         return list(hf_model(self.model).model.multi_modal_projector.parameters())
@@ -337,18 +272,6 @@ class InternVLBackbone(TokenKeep, VideoBackbone):
         slots = (batch["input_ids"] == hf.config.image_token_id).unsqueeze(-1)
         return embeds.masked_scatter(slots, features.reshape(-1, embeds.shape[-1]).to(embeds.dtype))
 
-    def decoder_layers(self) -> dict[int, torch.nn.Module]:
-        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
-
-    def vision_encoder(self) -> torch.nn.Module:
-        return hf_model(self.model).model.vision_tower
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
-        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        model.save_pretrained(directory)
-        self.processor.tokenizer.save_pretrained(directory)
-
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {
             "input_ids": batch["input_ids"],
@@ -356,18 +279,6 @@ class InternVLBackbone(TokenKeep, VideoBackbone):
             "pixel_values": batch["pixel_values"].to(self.model.dtype),
             "position_ids": self.model_position_ids(self.full_positions(batch)),  # generate() extends them by last + 1
         }
-
-    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
-        return self.model(**self.model_inputs(batch), use_cache=False, **kwargs)
-
-    @torch.no_grad()
-    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
-        tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            **self.model_inputs(batch), max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        return self.processor.decode(output[:, batch["input_ids"].shape[1] :])
 
 
 def _tile_layout(config: InternVLConfig) -> tuple[int, int]:

@@ -21,31 +21,26 @@ The tiny build swaps in a CLIP vision tower (the projector reads its width from
 
 from __future__ import annotations
 
-import copy
 import importlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import (
     AutoConfig,
-    AutoTokenizer,
     CLIPVisionConfig,
     LlamaConfig,
     PerceptionLMConfig,
     PerceptionLMForConditionalGeneration,
 )
 
-from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
-from groundlight.backbones.lora import apply_lora, freeze_modules
-from groundlight.backbones.qwen2_5_vl import _tiny_corpus
-from groundlight.backbones.token_keep import TokenKeep, hf_model
-from groundlight.backbones.tokenizer import build_tokenizer
-from groundlight.ops import IGNORE_INDEX
+from groundlight.backbones.base import LoraOptions, VisualInput
+from groundlight.backbones.chat import ChatVideoProcessor, HFVideoBackbone, expand_placeholder, one_d_positions
+from groundlight.backbones.token_keep import hf_model
+from groundlight.backbones.tokenizer import build_tokenizer, tiny_corpus
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +94,7 @@ class PerceptionLMVisualInput(VisualInput):
 
 
 @dataclass
-class PerceptionLMVideoProcessor(VideoProcessor):
+class PerceptionLMVideoProcessor(ChatVideoProcessor):
     """Frames and prompts → PerceptionLM inputs.
 
     Attributes:
@@ -155,78 +150,24 @@ class PerceptionLMVideoProcessor(VideoProcessor):
         )
 
     @property
-    def video_token_id(self) -> int:
+    def visual_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
 
     def prompt_ids(self, prompt: str, visual: VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
-        """Chat-formatted prompt ids with ``<|video|>`` expanded, and per id: is it query text?
-
-        The template trims the text, so the query is located in the trimmed prompt (last occurrence);
-        tokens are matched by character offsets, so BPE merges across the query's edges count as query tokens.
-        """
+        """Chat-formatted prompt ids with ``<|video|>`` expanded, and query flags (the template trims the text,
+        so the query is located in the trimmed prompt)."""
         prompt = prompt.strip()
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, video_id = encoded["input_ids"], self.video_token_id
-        if ids.count(video_id) != 1:
-            raise ValueError(f"the chat template must place exactly one {VIDEO_TOKEN} per video")
-        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
-        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
-        end = start + len(query)
-        flags = [a < end and b > start for a, b in encoded["offset_mapping"]]
-        at = ids.index(video_id)
-        return (ids[:at] + [video_id] * visual.num_tokens + ids[at + 1 :],
-                flags[:at] + [False] * visual.num_tokens + flags[at + 1 :])
+        ids, flags = self.encode(self.chat_text(prompt), prompt, query)
+        return expand_placeholder(ids, flags, self.visual_token_id, visual.num_tokens, VIDEO_TOKEN)
 
     def answer_ids(self, answer: str) -> list[int]:
         """The assistant turn as the template renders it: the trimmed text, then ``<|eot_id|>``."""
         return self.tokenizer(answer.strip() + END_OF_TURN, add_special_tokens=False)["input_ids"]
 
-    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
-        """Left-padded batch; ``pixel_values_videos`` is every video's frames in order, ``(ΣT, 3, tile, tile)``."""
-        rows = [self._row(item, with_answer) for item in items]
-        length = max(len(row[0]) for row in rows)
-        shape = (len(rows), length)
-        input_ids = torch.full(shape, self.tokenizer.pad_token_id, dtype=torch.long)
-        labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros(shape, dtype=torch.long)
-        frame_index = torch.full(shape, -1, dtype=torch.long)
-        query_mask = torch.zeros(shape, dtype=torch.bool)
-        for b, (ids, row_labels, row_frames, row_query) in enumerate(rows):
-            start = length - len(ids)  # left padding: generation continues from the last column
-            input_ids[b, start:] = torch.tensor(ids)
-            labels[b, start:] = torch.tensor(row_labels)
-            attention_mask[b, start:] = 1
-            frame_index[b, start:] = row_frames
-            query_mask[b, start : start + len(row_query)] = torch.tensor(row_query, dtype=torch.bool)
-        visuals = [item["visual"] for item in items]
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "frame_index": frame_index,
-            "query_mask": query_mask,
-            "frame_seconds": [v.timestamps[v.token_frame].float() for v in visuals],
-        }
-        if with_pixels:
-            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
-        if with_answer:
-            batch["labels"] = labels
-        return batch
+    def video_inputs(self, visuals: list[Any], frame_index: torch.Tensor, with_pixels: bool) -> dict[str, Any]:
+        """``pixel_values_videos``: every video's frames in order, ``(ΣT, 3, tile, tile)``."""
+        return {"pixel_values_videos": torch.cat([v.pixel_values for v in visuals])} if with_pixels else {}
 
-    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
-        visual: VisualInput = item["visual"]
-        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
-        answer = self.answer_ids(item["answer"]) if with_answer else []
-        ids = prompt + answer
-        frames = torch.full((len(ids),), -1, dtype=torch.long)
-        frames[torch.tensor(ids) == self.video_token_id] = visual.token_frame
-        return ids, [IGNORE_INDEX] * len(prompt) + answer, frames, query
-
-    def decode(self, token_ids: torch.Tensor) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
 
 @dataclass
@@ -310,7 +251,7 @@ def _chat_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-class PerceptionLMBackbone(TokenKeep, VideoBackbone):
+class PerceptionLMBackbone(HFVideoBackbone):
     """PerceptionLM: ``pretrained`` (hub id or local dir) or ``tiny`` (random init, CLIP tower, offline).
 
     Args:
@@ -328,6 +269,9 @@ class PerceptionLMBackbone(TokenKeep, VideoBackbone):
         system_prompt: overrides the chat template's system turn.
     """
 
+    vision_module = "vision_tower"
+    frozen_with_vision = ("vision_tower", "multi_modal_projector")
+
     def __init__(
         self,
         pretrained: str | None = None,
@@ -343,32 +287,24 @@ class PerceptionLMBackbone(TokenKeep, VideoBackbone):
         system_prompt: str | None = None,
     ) -> None:
         super().__init__()
-        if (pretrained is None) == (tiny is None):
-            raise ValueError("set exactly one of `pretrained` (hub id or directory) or `tiny` (random-init config)")
+        self.check_source(pretrained, tiny)
         if pooling_ratio is not None and pooling_ratio < 1:
             raise ValueError(f"pooling_ratio must be >= 1, got {pooling_ratio}")
-        torch_dtype = getattr(torch, dtype)
         if pretrained is not None:
-            self.model, tokenizer = self._load(pretrained, torch_dtype, attn_implementation, trust_remote_code,
+            self.model, tokenizer = self._load(pretrained, dtype, attn_implementation, trust_remote_code,
                                                local_files_only, pooling_ratio)
         else:
-            tokenizer = _chat_tokenizer(build_tokenizer(_tiny_corpus(), vocab_size=tiny.vocab_size,
+            tokenizer = _chat_tokenizer(build_tokenizer(tiny_corpus(), vocab_size=tiny.vocab_size,
                                                         special_tokens=PLM_SPECIAL_TOKENS, chat_template=PLM_CHAT_TEMPLATE))
-            config = tiny.build_config(tokenizer, pooling_ratio or 2)
-            config._attn_implementation = attn_implementation
-            self.model = PerceptionLMForConditionalGeneration(config).to(torch_dtype)
+            self.model = self.from_config(PerceptionLMForConditionalGeneration,
+                                          tiny.build_config(tokenizer, pooling_ratio or 2), dtype, attn_implementation)
         config = self.model.config
         tile, patch = tower_geometry(config.vision_config)
         self.processor = PerceptionLMVideoProcessor(tokenizer, tile, patch, config.projector_pooling_ratio, system_prompt)
-        if freeze_vision:
-            freeze_modules(self.model, ("vision_tower", "multi_modal_projector"))
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        if lora is not None:
-            self.model = apply_lora(self.model, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora)
 
-    @staticmethod
-    def _load(pretrained: str, dtype: torch.dtype, attn_implementation: str, trust_remote_code: bool,
+    @classmethod
+    def _load(cls, pretrained: str, dtype: str, attn_implementation: str, trust_remote_code: bool,
               local_files_only: bool, pooling_ratio: int | None) -> tuple[PerceptionLMForConditionalGeneration, Any]:
         """The checkpoint's config first: a timm tower without timm fails here with a message, not deep in HF."""
         options = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
@@ -376,20 +312,16 @@ class PerceptionLMBackbone(TokenKeep, VideoBackbone):
         require_timm(config, pretrained)
         if pooling_ratio is not None:
             config.projector_pooling_ratio = pooling_ratio  # the projector builds its pooling from the config
-        tokenizer = _chat_tokenizer(AutoTokenizer.from_pretrained(pretrained, **options))
+        model, tokenizer = cls.from_hub(PerceptionLMForConditionalGeneration, pretrained, dtype, attn_implementation,
+                                        trust_remote_code, local_files_only, config=config)
+        tokenizer = _chat_tokenizer(tokenizer)
         if tokenizer.convert_tokens_to_ids(VIDEO_TOKEN) != config.video_token_id:
             raise ValueError(f"{pretrained}: the tokenizer's {VIDEO_TOKEN} is not config.video_token_id "
                              f"({config.video_token_id})")
-        model = PerceptionLMForConditionalGeneration.from_pretrained(
-            pretrained, config=config, dtype=dtype, attn_implementation=attn_implementation, **options,
-        )
         return model, tokenizer
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
-        """``(1, B, L)`` 1-D RoPE ids: real tokens count from 0 after the left padding (padding gets 0),
-        as HF ``generate`` numbers them, so a padded row gets the ids it has alone."""
-        real = batch["attention_mask"].bool()
-        return (real.long().cumsum(1) - 1).masked_fill(~real, 0).unsqueeze(0)
+        return one_d_positions(batch["attention_mask"])
 
     def projector_parameters(self) -> list[torch.nn.Parameter]:
         return list(hf_model(self.model).model.multi_modal_projector.parameters())
@@ -407,18 +339,6 @@ class PerceptionLMBackbone(TokenKeep, VideoBackbone):
         slots = (batch["input_ids"] == hf.config.video_token_id).unsqueeze(-1)
         return embeds.masked_scatter(slots, self.video_features(batch).to(embeds.dtype))
 
-    def decoder_layers(self) -> dict[int, torch.nn.Module]:
-        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
-
-    def vision_encoder(self) -> torch.nn.Module:
-        return hf_model(self.model).model.vision_tower
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
-        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        model.save_pretrained(directory)
-        self.processor.tokenizer.save_pretrained(directory)
-
     def _pixels(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(ΣT, 3, S, S)`` → the ``(1, ΣT, 3, S, S)`` HF flattens back to frames: videos may differ in length."""
         return batch["pixel_values_videos"].unsqueeze(0).to(self.model.dtype)
@@ -430,15 +350,3 @@ class PerceptionLMBackbone(TokenKeep, VideoBackbone):
             "pixel_values_videos": self._pixels(batch),
             "position_ids": self.model_position_ids(self.full_positions(batch)),
         }
-
-    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
-        return self.model(**self.model_inputs(batch), use_cache=False, **kwargs)
-
-    @torch.no_grad()
-    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
-        tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            **self.model_inputs(batch), max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        return self.processor.decode(output[:, batch["input_ids"].shape[1] :])

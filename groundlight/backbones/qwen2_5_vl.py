@@ -10,24 +10,22 @@ back to 1-D positions.
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
-from groundlight.backbones.lora import apply_lora, freeze_modules
+from groundlight.backbones.base import LoraOptions, VisualInput
+from groundlight.backbones.chat import ChatVideoProcessor, HFVideoBackbone, expand_placeholder
 from groundlight.backbones.qwen_rope import rope_index_for_batch
-from groundlight.backbones.token_keep import TokenKeep, hf_model
-from groundlight.backbones.tokenizer import build_tokenizer
-from groundlight.ops import IGNORE_INDEX
+from groundlight.backbones.token_keep import hf_model
+from groundlight.backbones.tokenizer import build_tokenizer, tiny_corpus
 
+QUERY_POSITION_KEY = "groundlight_query_position"
+"""Config attribute ``save_pretrained`` writes: the prompt layout a checkpoint was trained with."""
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -49,6 +47,18 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
+def patchify(video: torch.Tensor, patch: int, merge: int, temporal: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Normalised ``(T, 3, h, w)`` → ``(t·gh·gw, 3·temporal·patch²)`` in Qwen's merge-window order (Qwen2.5-VL
+    and Qwen3-VL alike), the last frame repeated to fill a temporal patch."""
+    if pad := -video.shape[0] % temporal:
+        video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
+    frames, channels, height, width = video.shape
+    grid = (frames // temporal, height // patch, width // patch)
+    patches = video.view(grid[0], temporal, channels, grid[1] // merge, merge, patch, grid[2] // merge, merge, patch)
+    patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return patches.reshape(grid[0] * grid[1] * grid[2], channels * temporal * patch * patch), grid
+
+
 @dataclass
 class QwenVisualInput(VisualInput):
     """A Qwen-preprocessed video: the shared fields plus its patch grid and timing.
@@ -63,13 +73,15 @@ class QwenVisualInput(VisualInput):
 
 
 @dataclass
-class QwenVideoProcessor(VideoProcessor):
+class QwenVideoProcessor(ChatVideoProcessor):
     """Frames and prompts → Qwen2.5-VL inputs.
 
     Attributes:
         tokenizer: the backbone's tokenizer, with a chat template.
         min_pixels / max_pixels: per-frame pixel bounds of smart resize (HF video defaults).
         system_prompt: system turn; ``None`` keeps the chat template's default.
+        query_position: ``after`` the video (the chat layout of every Qwen release), or ``both`` before and
+            after it: under causal attention, visual tokens only see a query stated before them.
     """
 
     tokenizer: Any
@@ -79,6 +91,7 @@ class QwenVideoProcessor(VideoProcessor):
     merge_size: int = 2
     temporal_patch_size: int = 2
     system_prompt: str | None = None
+    query_position: Literal["after", "both"] = "after"
     visual_keys = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
     @property
@@ -96,15 +109,7 @@ class QwenVideoProcessor(VideoProcessor):
         return video
 
     def patchify(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """Normalised ``(T, 3, h, w)`` → ``(t·gh·gw, 3·2·14·14)`` in Qwen's merge-window order."""
-        if pad := -video.shape[0] % self.temporal_patch_size:
-            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
-        frames, channels, height, width = video.shape
-        p, m, tp = self.patch_size, self.merge_size, self.temporal_patch_size
-        grid = (frames // tp, height // p, width // p)
-        patches = video.view(grid[0], tp, channels, grid[1] // m, m, p, grid[2] // m, m, p)
-        patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p), grid
+        return patchify(video, self.patch_size, self.merge_size, self.temporal_patch_size)
 
     def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> QwenVisualInput:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
@@ -126,78 +131,30 @@ class QwenVideoProcessor(VideoProcessor):
             seconds_per_step=self.temporal_patch_size * _frame_interval(timestamps),
         )
 
-    def prompt_ids(self, prompt: str, visual: VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
-        """Chat-formatted prompt ids with the video placeholder expanded, and per id: is it query text?
+    @property
+    def visual_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
 
-        The query is located in the prompt by its last occurrence; tokens are matched by character
-        offsets, so BPE merges across the query's edges count as query tokens. One tokenization gives both.
-        """
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = encoded["input_ids"]
-        video_id = self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
-        if ids.count(video_id) != 1:
-            raise ValueError("the chat template must place exactly one <|video_pad|> per video")
-        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
-        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
-        end = start + len(query)
-        flags = [a < end and b > start for a, b in encoded["offset_mapping"]]
-        at = ids.index(video_id)
-        return (ids[:at] + [video_id] * visual.num_tokens + ids[at + 1 :],
-                flags[:at] + [False] * visual.num_tokens + flags[at + 1 :])
+    def prompt_ids(self, prompt: str, visual: VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
+        """Chat-formatted prompt ids with the one ``<|video_pad|>`` expanded to the video's tokens, and query flags;
+        with ``query_position: both`` the query is also stated before the video."""
+        before = [{"type": "text", "text": query + "\n"}] if self.query_position == "both" and query else []
+        ids, flags = self.encode(self.chat_text(prompt, before), prompt, query)
+        return expand_placeholder(ids, flags, self.visual_token_id, visual.num_tokens, "<|video_pad|>")
 
     def answer_ids(self, answer: str) -> list[int]:
         return self.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
 
-    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
-        rows = [self._row(item, with_answer) for item in items]
-        length = max(len(row[0]) for row in rows)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        frame_index = torch.full((len(rows), length), -1, dtype=torch.long)
-        query_mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for b, (ids, row_labels, row_frames, row_query) in enumerate(rows):
-            start = length - len(ids)  # left padding: generation continues from the last column
-            input_ids[b, start:] = torch.tensor(ids)
-            labels[b, start:] = torch.tensor(row_labels)
-            attention_mask[b, start:] = 1
-            frame_index[b, start:] = row_frames
-            query_mask[b, start : start + len(row_query)] = torch.tensor(row_query, dtype=torch.bool)
-        visuals = [item["visual"] for item in items]
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
+    def video_inputs(self, visuals: list[Any], frame_index: torch.Tensor, with_pixels: bool) -> dict[str, Any]:
+        inputs = {
             "mm_token_type_ids": (frame_index >= 0).int() * 2,
             "video_grid_thw": torch.tensor([v.grid_thw for v in visuals], dtype=torch.long),
             "second_per_grid_ts": torch.tensor([v.seconds_per_step for v in visuals], dtype=torch.float),
-            "frame_index": frame_index,
-            "query_mask": query_mask,
-            "frame_seconds": [v.timestamps[v.token_frame].float() for v in visuals],
         }
         if with_pixels:
-            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
-        if with_answer:
-            batch["labels"] = labels
-        return batch
+            inputs["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
+        return inputs
 
-    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
-        visual: VisualInput = item["visual"]
-        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
-        answer = self.answer_ids(item["answer"]) if with_answer else []
-        ids = prompt + answer
-        labels = [IGNORE_INDEX] * len(prompt) + answer
-        frames = torch.full((len(ids),), -1, dtype=torch.long)
-        video_id = self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
-        frames[torch.tensor(ids) == video_id] = visual.token_frame
-        return ids, labels, frames, query
-
-    def decode(self, token_ids: torch.Tensor) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
 
 def _frame_interval(timestamps: torch.Tensor) -> float:
@@ -252,7 +209,7 @@ class TinyQwenConfig:
         )
 
 
-class Qwen25VLBackbone(TokenKeep, VideoBackbone):
+class Qwen25VLBackbone(HFVideoBackbone):
     """Qwen2.5-VL: ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
 
     Args:
@@ -267,6 +224,8 @@ class Qwen25VLBackbone(TokenKeep, VideoBackbone):
         min_pixels / max_pixels: smart-resize bounds per frame.
         gradient_checkpointing: trade compute for memory on real-size models.
         system_prompt: overrides the chat template's system turn.
+        query_position: ``after`` the video or ``both`` before and after it (see ``QwenVideoProcessor``); ``None``
+            takes what the checkpoint was trained with (``save_pretrained`` records it in the config), else ``after``.
     """
 
     def __init__(
@@ -283,34 +242,27 @@ class Qwen25VLBackbone(TokenKeep, VideoBackbone):
         max_pixels: int = 768 * 28 * 28,
         gradient_checkpointing: bool = False,
         system_prompt: str | None = None,
+        query_position: Literal["after", "both"] | None = None,
     ) -> None:
         super().__init__()
-        if (pretrained is None) == (tiny is None):
-            raise ValueError("set exactly one of `pretrained` (hub id or directory) or `tiny` (random-init config)")
-        torch_dtype = getattr(torch, dtype)
+        self.check_source(pretrained, tiny)
         if pretrained is not None:
-            tokenizer = AutoTokenizer.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code, local_files_only=local_files_only
-            )
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                pretrained, dtype=torch_dtype, attn_implementation=attn_implementation,
-                trust_remote_code=trust_remote_code, local_files_only=local_files_only,
-            )
+            self.model, tokenizer = self.from_hub(Qwen2_5_VLForConditionalGeneration, pretrained, dtype,
+                                                 attn_implementation, trust_remote_code, local_files_only)
         else:
-            tokenizer = build_tokenizer(_tiny_corpus(), vocab_size=tiny.vocab_size)
-            config = tiny.build_config(tokenizer)
-            config._attn_implementation = attn_implementation
-            self.model = Qwen2_5_VLForConditionalGeneration(config).to(torch_dtype)
+            tokenizer = build_tokenizer(tiny_corpus(), vocab_size=tiny.vocab_size)
+            self.model = self.from_config(Qwen2_5_VLForConditionalGeneration, tiny.build_config(tokenizer), dtype,
+                                          attn_implementation)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.processor = QwenVideoProcessor(tokenizer, min_pixels, max_pixels, system_prompt=system_prompt)
-        if freeze_vision:
-            freeze_modules(self.model, ("visual",))
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        if lora is not None:
-            self.model = apply_lora(self.model, lora)
+        query_position = query_position or getattr(self.model.config, QUERY_POSITION_KEY, "after")
+        if query_position not in ("after", "both"):
+            raise ValueError(f"query_position must be 'after' or 'both', got {query_position!r}")
+        self.processor = QwenVideoProcessor(
+            tokenizer, min_pixels, max_pixels, system_prompt=system_prompt, query_position=query_position
+        )
+        self.finish(freeze_vision, gradient_checkpointing, lora)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(3, B, L)`` reference MRoPE ids (see :mod:`~groundlight.backbones.qwen_rope`)."""
@@ -329,17 +281,8 @@ class Qwen25VLBackbone(TokenKeep, VideoBackbone):
         slots = (batch["input_ids"] == hf.config.video_token_id).unsqueeze(-1)
         return embeds.masked_scatter(slots, video)
 
-    def decoder_layers(self) -> dict[int, torch.nn.Module]:
-        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
-
-    def vision_encoder(self) -> torch.nn.Module:
-        return hf_model(self.model).model.visual
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
-        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        model.save_pretrained(directory)
-        self.processor.tokenizer.save_pretrained(directory)
+    def annotate_config(self, config: Any) -> None:
+        setattr(config, QUERY_POSITION_KEY, self.processor.query_position)
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
@@ -349,24 +292,3 @@ class Qwen25VLBackbone(TokenKeep, VideoBackbone):
         # video's temporal range. generate() extends explicit ids by last + 1 per axis, the reference's max + 1 + step.
         inputs["position_ids"] = self.full_positions(batch)
         return inputs
-
-    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
-        return self.model(**self.model_inputs(batch), use_cache=False, **kwargs)
-
-    @torch.no_grad()
-    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
-        tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            **self.model_inputs(batch), max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        return self.processor.decode(output[:, batch["input_ids"].shape[1] :])
-
-
-TINY_CORPUS = Path(__file__).with_name("tiny_corpus.json")
-"""Text the project owns (prompt templates and the benchmark's words) for the tiny model's BPE; a test keeps
-it equal to ``data_modules.tasks.tokenizer_corpus()``."""
-
-
-def _tiny_corpus() -> list[str]:
-    return json.loads(TINY_CORPUS.read_text(encoding="utf-8"))

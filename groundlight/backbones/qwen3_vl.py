@@ -27,24 +27,21 @@ transformers (5.24):
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-from groundlight.backbones.base import KeptOutput, LoraOptions, VideoBackbone, VideoProcessor, VisualInput
-from groundlight.backbones.lora import apply_lora, freeze_modules
-from groundlight.backbones.qwen2_5_vl import _tiny_corpus, smart_resize
-from groundlight.backbones.token_keep import KeepMode, PositionMode, TokenKeep, hf_model
-from groundlight.backbones.tokenizer import QWEN_SPECIAL_TOKENS, build_tokenizer
-from groundlight.ops import IGNORE_INDEX
+from groundlight.backbones.base import KeptOutput, LoraOptions, VisualInput
+from groundlight.backbones.chat import ChatVideoProcessor, HFVideoBackbone
+from groundlight.backbones.qwen2_5_vl import patchify, smart_resize
+from groundlight.backbones.token_keep import KeepMode, PositionMode, hf_model
+from groundlight.backbones.tokenizer import QWEN_SPECIAL_TOKENS, build_tokenizer, tiny_corpus
 
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
@@ -94,7 +91,7 @@ class Qwen3VisualInput(VisualInput):
 
 
 @dataclass
-class Qwen3VideoProcessor(VideoProcessor):
+class Qwen3VideoProcessor(ChatVideoProcessor):
     """Frames and prompts → Qwen3-VL inputs.
 
     Attributes:
@@ -139,15 +136,7 @@ class Qwen3VideoProcessor(VideoProcessor):
         return video
 
     def patchify(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """Normalised ``(T, 3, h, w)`` → ``(t·gh·gw, 3·2·16·16)`` in merge-window order."""
-        if pad := -video.shape[0] % self.temporal_patch_size:
-            video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
-        frames, channels, height, width = video.shape
-        p, m, tp = self.patch_size, self.merge_size, self.temporal_patch_size
-        grid = (frames // tp, height // p, width // p)
-        patches = video.view(grid[0], tp, channels, grid[1] // m, m, p, grid[2] // m, m, p)
-        patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p), grid
+        return patchify(video, self.patch_size, self.merge_size, self.temporal_patch_size)
 
     def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> Qwen3VisualInput:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
@@ -174,73 +163,30 @@ class Qwen3VideoProcessor(VideoProcessor):
         block = VISION_START + VIDEO_TOKEN * per_group + VISION_END
         return "".join(timestamp_text(seconds) + block for seconds in visual.group_seconds)
 
-    def prompt_ids(self, prompt: str, visual: Qwen3VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
-        """Chat-formatted prompt ids with the video expanded, and per id: is it query text?
+    @property
+    def visual_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
 
-        The expanded text is tokenized once, as the Qwen processor does. The query is located in the
-        prompt by its last occurrence and matched to tokens by character offsets.
-        """
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def prompt_ids(self, prompt: str, visual: Qwen3VisualInput, query: str = "") -> tuple[list[int], list[bool]]:
+        """Chat-formatted prompt ids with the video expanded (the expanded text tokenized once, as the Qwen
+        processor does), and query flags."""
+        text = self.chat_text(prompt)
         if text.count(VIDEO_PART) != 1:
             raise ValueError(f"the chat template must place exactly one {VIDEO_PART} per video")
-        text = text.replace(VIDEO_PART, self.video_text(visual))
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        at_prompt, at_query = text.rfind(prompt), prompt.rfind(query) if query else -1
-        start = at_prompt + at_query if at_prompt >= 0 and at_query >= 0 else len(text)
-        end = start + len(query)
-        return encoded["input_ids"], [a < end and b > start for a, b in encoded["offset_mapping"]]
+        return self.encode(text.replace(VIDEO_PART, self.video_text(visual)), prompt, query)
 
     def answer_ids(self, answer: str) -> list[int]:
         return self.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
 
-    def collate(self, items: list[dict[str, Any]], with_answer: bool, with_pixels: bool = True) -> dict[str, Any]:
-        rows = [self._row(item, with_answer) for item in items]
-        length = max(len(row[0]) for row in rows)
-        input_ids = torch.full((len(rows), length), self.tokenizer.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        frame_index = torch.full((len(rows), length), -1, dtype=torch.long)
-        query_mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for b, (ids, row_labels, row_frames, row_query) in enumerate(rows):
-            start = length - len(ids)  # left padding: generation continues from the last column
-            input_ids[b, start:] = torch.tensor(ids)
-            labels[b, start:] = torch.tensor(row_labels)
-            attention_mask[b, start:] = 1
-            frame_index[b, start:] = row_frames
-            query_mask[b, start : start + len(row_query)] = torch.tensor(row_query, dtype=torch.bool)
-        visuals = [item["visual"] for item in items]
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
+    def video_inputs(self, visuals: list[Any], frame_index: torch.Tensor, with_pixels: bool) -> dict[str, Any]:
+        inputs = {
             "mm_token_type_ids": (frame_index >= 0).int() * 2,
             "video_grid_thw": torch.tensor([v.grid_thw for v in visuals], dtype=torch.long),
-            "frame_index": frame_index,
-            "query_mask": query_mask,
-            "frame_seconds": [v.timestamps[v.token_frame].float() for v in visuals],
         }
         if with_pixels:
-            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
-        if with_answer:
-            batch["labels"] = labels
-        return batch
+            inputs["pixel_values_videos"] = torch.cat([v.pixel_values for v in visuals])
+        return inputs
 
-    def _row(self, item: dict[str, Any], with_answer: bool) -> tuple[list[int], list[int], torch.Tensor, list[bool]]:
-        visual: Qwen3VisualInput = item["visual"]
-        prompt, query = self.prompt_ids(item["prompt"], visual, item.get("query", "").strip())
-        answer = self.answer_ids(item["answer"]) if with_answer else []
-        ids = prompt + answer
-        frames = torch.full((len(ids),), -1, dtype=torch.long)
-        is_video = torch.tensor(ids) == self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
-        if int(is_video.sum()) != visual.num_tokens:
-            raise ValueError(f"{int(is_video.sum())} {VIDEO_TOKEN} tokens for a video of {visual.num_tokens}")
-        frames[is_video] = visual.token_frame
-        return ids, [IGNORE_INDEX] * len(prompt) + answer, frames, query
-
-    def decode(self, token_ids: torch.Tensor) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
 
 def rope_index(mm_token_type_ids: torch.Tensor, video_grid_thw: torch.Tensor | None,
@@ -298,7 +244,7 @@ def timestamp_corpus(max_seconds: int = 600) -> list[str]:
 
 def build_qwen3_tokenizer(vocab_size: int = 1024) -> Any:
     """The tiny model's offline BPE: the project's corpus plus group times, Qwen3-VL's chat layout."""
-    return build_tokenizer([*_tiny_corpus(), *timestamp_corpus()], vocab_size=vocab_size,
+    return build_tokenizer([*tiny_corpus(), *timestamp_corpus()], vocab_size=vocab_size,
                            special_tokens=QWEN_SPECIAL_TOKENS, chat_template=QWEN3_VL_CHAT_TEMPLATE)
 
 
@@ -352,7 +298,7 @@ class TinyQwen3Config:
         )
 
 
-class Qwen3VLBackbone(TokenKeep, VideoBackbone):
+class Qwen3VLBackbone(HFVideoBackbone):
     """Qwen3-VL: ``pretrained`` (hub id or local dir) or ``tiny`` (random init, offline).
 
     Args:
@@ -386,32 +332,19 @@ class Qwen3VLBackbone(TokenKeep, VideoBackbone):
         system_prompt: str | None = None,
     ) -> None:
         super().__init__()
-        if (pretrained is None) == (tiny is None):
-            raise ValueError("set exactly one of `pretrained` (hub id or directory) or `tiny` (random-init config)")
-        torch_dtype = getattr(torch, dtype)
+        self.check_source(pretrained, tiny)
         if pretrained is not None:
-            tokenizer = AutoTokenizer.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code, local_files_only=local_files_only
-            )
-            self.model = Qwen3VLForConditionalGeneration.from_pretrained(
-                pretrained, dtype=torch_dtype, attn_implementation=attn_implementation,
-                trust_remote_code=trust_remote_code, local_files_only=local_files_only,
-            )
+            self.model, tokenizer = self.from_hub(Qwen3VLForConditionalGeneration, pretrained, dtype,
+                                                 attn_implementation, trust_remote_code, local_files_only)
         else:
             tokenizer = build_qwen3_tokenizer(tiny.vocab_size)
-            config = tiny.build_config(tokenizer)
-            config._attn_implementation = attn_implementation
-            self.model = Qwen3VLForConditionalGeneration(config).to(torch_dtype)
+            self.model = self.from_config(Qwen3VLForConditionalGeneration, tiny.build_config(tokenizer), dtype,
+                                          attn_implementation)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.processor = Qwen3VideoProcessor(tokenizer, min_pixels, max_pixels, total_pixels, system_prompt=system_prompt)
-        if freeze_vision:
-            freeze_modules(self.model, ("visual",))
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        if lora is not None:
-            self.model = apply_lora(self.model, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(3, B, L)`` interleaved-MRoPE ids (:func:`rope_index`)."""
@@ -501,18 +434,6 @@ class Qwen3VLBackbone(TokenKeep, VideoBackbone):
             tokens = self._greedy(inputs, max_new_tokens, use_cache)
         return self.processor.decode(tokens)
 
-    def decoder_layers(self) -> dict[int, torch.nn.Module]:
-        return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
-
-    def vision_encoder(self) -> torch.nn.Module:
-        return hf_model(self.model).model.visual
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""
-        model = copy.deepcopy(self.model).merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        model.save_pretrained(directory)
-        self.processor.tokenizer.save_pretrained(directory)
-
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
         inputs = {k: batch[k] for k in keys}
@@ -520,15 +441,3 @@ class Qwen3VLBackbone(TokenKeep, VideoBackbone):
         # Explicit ids: forward, generate (which extends them by last + 1 per axis) and the kept run share one rule.
         inputs["position_ids"] = self.full_positions(batch)
         return inputs
-
-    def forward(self, batch: dict[str, Any], **kwargs: Any) -> Any:
-        return self.model(**self.model_inputs(batch), use_cache=False, **kwargs)
-
-    @torch.no_grad()
-    def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
-        tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            **self.model_inputs(batch), max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        return self.processor.decode(output[:, batch["input_ids"].shape[1] :])

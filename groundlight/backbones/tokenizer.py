@@ -8,7 +8,9 @@ template, so the tiny model goes through exactly the same prompt code as the rea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -37,6 +39,15 @@ QWEN_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+TINY_CORPUS = Path(__file__).with_name("tiny_corpus.json")
+"""Text the project owns (prompt templates and the benchmark's words) for the tiny models' BPE; a test keeps
+it equal to ``data_modules.tasks.tokenizer_corpus()`` (backbones may not import the prompt builders)."""
+
+
+def tiny_corpus() -> list[str]:
+    return json.loads(TINY_CORPUS.read_text(encoding="utf-8"))
 
 
 def _number_corpus(max_seconds: int = 600) -> Iterable[str]:
