@@ -1,7 +1,7 @@
 """The ``groundlight`` console script.
 
-``fit|validate|test|predict`` run through LightningCLI; ``data``, ``eval``, ``demo`` and
-``bench`` are tools beside it.
+``fit|validate|test|predict`` run through LightningCLI; ``data``, ``eval``, ``demo``, ``bench``,
+``sweep``, ``analyze`` and ``recipe`` (experiment chains) are tools beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ TOOLS = {
     "bench": "groundlight.bench:main",
     "sweep": "groundlight.tools.sweep:main",
     "analyze": "groundlight.analysis.cli:main",
+    "recipe": "groundlight.recipes:main",
 }
 
 
