@@ -10,9 +10,10 @@ From any set of unlabeled videos, each video gives one sample per task:
 - ``fragment_disorder``: N fragments, half of the samples shuffled; are they in order?
 - ``fragment_rearrangement``: N shuffled fragments; list them in time order.
 
-Fragments are N consecutive blocks of one strategy draw of N*M frames from the video
-(motion-salient by default, ``data_modules.video``), so every fragment of one video shares
-one decode. Generation only probes frame counts; frames are decoded when a sample is loaded
+Each video gets one strategy draw of N*M frames (motion-salient by default,
+``data_modules.video``), cut into N consecutive fragments; all its questions use that draw,
+as the paper draws N sets of M frames per video and asks the five tasks about them, so a
+worker that caches draws (``FragmentDataset(cache_draws=True)``) decodes each video once. Generation only probes frame counts; frames are decoded when a sample is loaded
 (``fragment_clip``). Everything is a function of ``FragmentConfig.seed``, the split, the
 video's position in the list and the task.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -147,130 +148,162 @@ def frame_counts(videos: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True)
+class VideoDraw:
+    """One strategy draw of a video, cut into N fragments of M frames, that all its questions share.
+
+    Attributes:
+        video: the video.
+        fragments: N.
+        frames: M.
+        seed: the within-bin draw's seed; ``None`` for bin centres.
+        reduced: fewer or shorter fragments than configured (a short video).
+    """
+
+    video: str
+    fragments: int
+    frames: int
+    seed: int | None
+    reduced: bool = False
+
+    def sets(self) -> list[FrameSet]:
+        """The N consecutive blocks of the N*M-frame draw, in time order."""
+        size, m = self.fragments * self.frames, self.frames
+        return [FrameSet(self.video, size, tuple(range(j * m, (j + 1) * m)), self.seed) for j in range(self.fragments)]
+
+
+def plan_draw(video: str, available: int, config: FragmentConfig, rng: np.random.Generator) -> VideoDraw | None:
+    """N*M frames that fit ``available``: M drawn in ``[min_frames, max_frames]``; a short video shrinks
+    M, then N (``on_short="fewer"``), or gets ``None`` (``"skip"``, or too short for one fragment)."""
+    frames = int(rng.integers(config.min_frames, config.max_frames + 1))
+    seed = int(rng.integers(2**31)) if config.jitter else None
+    if config.num_fragments * frames <= available:
+        return VideoDraw(video, config.num_fragments, frames, seed)
+    if config.on_short == "skip":
+        return None
+    for fragments in range(config.num_fragments, 0, -1):
+        if (m := min(frames, available // fragments)) >= config.min_frames:
+            return VideoDraw(video, fragments, m, seed, reduced=True)
+    return None
+
+
 def build_fragment_samples(
     videos: Sequence[str], config: FragmentConfig, split: str, counts: Mapping[str, int] | None = None
 ) -> FragmentBuild:
-    """One sample per video and task; ``counts`` (frames per video) defaults to probing each file."""
+    """One sample per video and task, all of a video's from one draw (the paper's N sets of M frames).
+
+    ``counts`` (frames per video) defaults to probing each file.
+    """
     counts = dict(counts) if counts is not None else frame_counts(videos)
+    base = [config.seed, zlib.crc32(split.encode())]
+    draws = {v: plan_draw(v, counts[v], config, np.random.default_rng([*base, i])) for i, v in enumerate(videos)}
     build = FragmentBuild()
     for index, video in enumerate(videos):
         for task in config.tasks:
-            rng = np.random.default_rng([config.seed, zlib.crc32(split.encode()), index, FRAGMENT_TASKS.index(task)])
-            draft = _Draft(video, counts, videos, config, rng, f"{video}: {task}")
-            sample = BUILDERS[task](draft)
+            name, draw = f"{video}: {task}", draws[video]
+            rng = np.random.default_rng([*base, index, FRAGMENT_TASKS.index(task)])
+            sample = None if draw is None else BUILDERS[task](_Question(draw, draws, rng, config, counts))
             if sample is None:
-                build.skipped.append(draft.name)
+                build.skipped.append(name)
                 continue
-            if draft.reduced:
-                build.reduced.append(draft.name)
-            build.samples.append(replace(sample, sample_id=f"fragments/{split}:{index:05d}_{task}", source=draft.name))
+            if draw.reduced:
+                build.reduced.append(name)
+            build.samples.append(replace(sample, sample_id=f"fragments/{split}:{index:05d}_{task}", source=name))
     if build.skipped or build.reduced:
         log.warning("fragments (%s): %d questions skipped, %d with fewer or shorter fragments (videos too short)",
                     split, len(build.skipped), len(build.reduced))
     return build
 
 
-class _Draft:
-    """One video's draws for one question: its shape, fragments and a negative."""
+@dataclass
+class _Question:
+    """What one question is built from: its video's draw, every video's draw (for negatives), its rng."""
 
-    def __init__(self, video: str, counts: Mapping[str, int], videos: Sequence[str], config: FragmentConfig,
-                 rng: np.random.Generator, name: str) -> None:
-        self.video, self.counts, self.videos, self.config, self.rng, self.name = video, counts, videos, config, rng, name
-        self.frames = int(rng.integers(config.min_frames, config.max_frames + 1))
-        self.reduced = False
+    draw: VideoDraw
+    draws: Mapping[str, VideoDraw | None]
+    rng: np.random.Generator
+    config: FragmentConfig
+    counts: Mapping[str, int]
 
-    def shape(self, fragments: int, least: int) -> tuple[int, int] | None:
-        """``(N, M)`` that fits the video, shrinking M then N down to ``least`` fragments, or ``None``."""
-        available = self.counts[self.video]
-        if fragments * self.frames <= available:
-            return fragments, self.frames
-        if self.config.on_short == "skip":
+    def multi(self) -> bool:
+        return self.draw.fragments >= 2
+
+    def foreign(self, position: int) -> FrameSet | None:
+        """Fragment ``position`` of another video, of M frames (so its length tells nothing).
+
+        Another video's own draw is preferred (a worker caching draws decodes nothing new);
+        a video whose draw has shorter fragments gets a draw of this one's shape.
+        """
+        video, m = self.draw.video, self.draw.frames
+        shared = [d for v, d in self.draws.items() if v != video and d is not None
+                  and d.frames >= m and d.fragments > position]
+        if shared:
+            chosen = shared[int(self.rng.integers(len(shared)))].sets()[position]
+            return replace(chosen, picks=chosen.picks[:m])
+        size = self.draw.fragments * m
+        others = [v for v, count in self.counts.items() if v != video and count >= size]
+        if not others:
             return None
-        for n in range(fragments, least - 1, -1):
-            if (m := min(self.frames, available // n)) >= self.config.min_frames:
-                self.reduced = True
-                return n, m
-        return None
-
-    def seed(self) -> int | None:
-        return int(self.rng.integers(2**31)) if self.config.jitter else None
-
-    def fragments(self, video: str, fragments: int, frames: int) -> list[FrameSet]:
-        """N consecutive blocks of one N*M-frame draw of ``video``."""
-        seed, size = self.seed(), fragments * frames
-        return [FrameSet(video, size, tuple(range(j * frames, (j + 1) * frames)), seed) for j in range(fragments)]
-
-    def other_video(self, needed: int) -> str | None:
-        """Another video with at least ``needed`` frames, drawn at random."""
-        others = [v for v in self.videos if v != self.video and self.counts[v] >= needed]
-        return others[int(self.rng.integers(len(others)))] if others else None
+        seed = int(self.rng.integers(2**31)) if self.config.jitter else None
+        return FrameSet(others[int(self.rng.integers(len(others)))], size, tuple(range(position * m, (position + 1) * m)), seed)
 
     def sample(self, task: str, query: str, sets: list[FrameSet], **fields: Any) -> VideoSample:
-        return VideoSample(sample_id="", video_path=self.video, task=task, query=query, frame_sets=sets, **fields)
+        return VideoSample(sample_id="", video_path=self.draw.video, task=task, query=query, frame_sets=sets, **fields)
 
 
-def _counting(draft: _Draft) -> VideoSample | None:
-    shape = draft.shape(1, 1)
-    if shape is None:
+def _counting(q: _Question) -> VideoSample | None:
+    shown = q.draw.sets()[int(q.rng.integers(q.draw.fragments))]
+    options = [str(m) for m in range(q.config.min_frames, q.config.max_frames + 1)]
+    return q.sample("fragment_counting", QUESTIONS["fragment_counting"], [shown], options=options,
+                    answer_index=options.index(str(q.draw.frames)))
+
+
+def _consistency(q: _Question) -> VideoSample | None:
+    if not q.multi():
         return None
-    config, frames = draft.config, shape[1]
-    options = [str(m) for m in range(config.min_frames, config.max_frames + 1)]
-    return draft.sample("fragment_counting", QUESTIONS["fragment_counting"], draft.fragments(draft.video, 1, frames),
-                        options=options, answer_index=options.index(str(frames)))
-
-
-def _consistency(draft: _Draft) -> VideoSample | None:
-    shape = draft.shape(draft.config.num_fragments, 2)
-    if shape is None:
-        return None
-    n, m = shape
-    sets, same = draft.fragments(draft.video, n, m), bool(draft.rng.integers(2))
+    sets, same = q.draw.sets(), bool(q.rng.integers(2))
     if not same:
-        other = draft.other_video(n * m)
-        if other is None:
+        swapped = int(q.rng.integers(len(sets)))
+        foreign = q.foreign(swapped)
+        if foreign is None:
             return None
-        swapped = int(draft.rng.integers(n))
-        sets[swapped] = draft.fragments(other, n, m)[swapped]
-    return draft.sample("fragment_consistency", QUESTIONS["fragment_consistency"], sets, label=same)
+        sets[swapped] = foreign
+    return q.sample("fragment_consistency", QUESTIONS["fragment_consistency"], sets, label=same)
 
 
-def _localization(draft: _Draft) -> VideoSample | None:
-    shape = draft.shape(draft.config.num_fragments, 2)
-    if shape is None:
+def _localization(q: _Question) -> VideoSample | None:
+    if not q.multi():
         return None
-    n, m = shape
-    sets = draft.fragments(draft.video, n, m)
-    source = int(draft.rng.integers(n))
-    whole_fragment = bool(draft.rng.integers(2))
-    probe_set = sets[source] if whole_fragment else replace(sets[source], picks=(int(draft.rng.choice(sets[source].picks)),))
-    first = n * m + 1
+    sets, m = q.draw.sets(), q.draw.frames
+    source = int(q.rng.integers(len(sets)))
+    whole_fragment = bool(q.rng.integers(2))
+    probe_set = sets[source] if whole_fragment else replace(sets[source], picks=(int(q.rng.choice(sets[source].picks)),))
+    first = len(sets) * m + 1
     probe = f"do frames {first}-{first + m - 1} come" if whole_fragment else f"does frame {first} come"
-    options = [f"fragment {k}" for k in range(1, n + 1)]
-    return draft.sample("fragment_localization", QUESTIONS["fragment_localization"].format(probe=probe),
-                        [*sets, probe_set], options=options, answer_index=source)
+    options = [f"fragment {k}" for k in range(1, len(sets) + 1)]
+    return q.sample("fragment_localization", QUESTIONS["fragment_localization"].format(probe=probe),
+                    [*sets, probe_set], options=options, answer_index=source)
 
 
-def _disorder(draft: _Draft) -> VideoSample | None:
-    shape = draft.shape(draft.config.num_fragments, 2)
-    if shape is None:
+def _disorder(q: _Question) -> VideoSample | None:
+    if not q.multi():
         return None
-    sets, in_order = draft.fragments(draft.video, *shape), bool(draft.rng.integers(2))
-    order = list(range(len(sets))) if in_order else shuffled(len(sets), draft.rng)
-    return draft.sample("fragment_disorder", QUESTIONS["fragment_disorder"], [sets[i] for i in order], label=in_order)
+    sets, in_order = q.draw.sets(), bool(q.rng.integers(2))
+    order = list(range(len(sets))) if in_order else shuffled(len(sets), q.rng)
+    return q.sample("fragment_disorder", QUESTIONS["fragment_disorder"], [sets[i] for i in order], label=in_order)
 
 
-def _rearrangement(draft: _Draft) -> VideoSample | None:
-    shape = draft.shape(draft.config.num_fragments, 2)
-    if shape is None:
+def _rearrangement(q: _Question) -> VideoSample | None:
+    if not q.multi():
         return None
-    sets = draft.fragments(draft.video, *shape)
-    permutation = shuffled(len(sets), draft.rng)  # shown[i] = sets[permutation[i]]
+    sets = q.draw.sets()
+    permutation = shuffled(len(sets), q.rng)  # shown[i] = sets[permutation[i]]
     order = [position + 1 for position in inverse(permutation)]
-    return draft.sample("fragment_rearrangement", QUESTIONS["fragment_rearrangement"],
-                        [sets[i] for i in permutation], order=order)
+    return q.sample("fragment_rearrangement", QUESTIONS["fragment_rearrangement"],
+                    [sets[i] for i in permutation], order=order)
 
 
-BUILDERS = {
+BUILDERS: dict[str, Callable[[_Question], VideoSample | None]] = {
     "fragment_counting": _counting,
     "fragment_consistency": _consistency,
     "fragment_localization": _localization,
@@ -360,23 +393,28 @@ def rearrangement_prompt(sample: VideoSample, templates: PromptTemplates) -> dic
 
 
 def fragment_clip(
-    sample: VideoSample, strategy: Strategy = "motion", size: tuple[int, int] | None = None
+    sample: VideoSample,
+    strategy: Strategy = "motion",
+    size: tuple[int, int] | None = None,
+    cache: dict[tuple, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame sets concatenated in the order shown, with presentation timestamps.
 
-    Each distinct ``(video, sample_size, seed)`` is decoded once. Sets from videos of
-    another size are resized to the first set's size when ``size`` is ``None``.
+    Each distinct ``(video, sample_size, seed)`` is decoded once, and kept in ``cache`` when
+    one is given (for the next sample of the same video). Sets from videos of another size
+    are resized to the first set's size when ``size`` is ``None``.
 
     Raises:
         VideoError: names the frame set (number, sample, video) that could not be decoded.
     """
-    draws: dict[tuple[str, int, int | None], torch.Tensor] = {}
+    draws = cache if cache is not None else {}
     pieces: list[torch.Tensor] = []
     for number, frame_set in enumerate(_sets(sample), start=1):
-        key = (frame_set.video_path, frame_set.sample_size, frame_set.seed)
+        shape = size or (tuple(pieces[0].shape[1:3]) if pieces else None)
+        key = (frame_set.video_path, frame_set.sample_size, frame_set.seed, strategy, shape)
         if key not in draws:
-            shape = size or (tuple(pieces[0].shape[1:3]) if pieces else None)
             draws[key] = _draw(sample, number, frame_set, strategy, shape)
+            draws[(*key[:-1], tuple(draws[key].shape[1:3]))] = draws[key]  # the same draw, named by its size
         pieces.append(draws[key][list(frame_set.picks)])
     frames = torch.cat(pieces)
     return frames, torch.arange(len(frames), dtype=torch.float64) / PRESENTATION_FPS
@@ -408,14 +446,17 @@ class FragmentDataset(Dataset):
         decode_size: ``(height, width)`` to decode at.
         templates: prompt templates.
         on_bad_video: ``raise`` names the frame set; ``skip`` drops the sample and counts it.
+        cache_draws: keep each video's decoded draw for its other questions (memory: one
+            draw per video per worker, N*M frames at ``decode_size``).
     """
 
     def __init__(self, samples: Sequence[VideoSample], processor: Any, strategy: Strategy = "motion",
                  decode_size: tuple[int, int] | None = None, templates: PromptTemplates | None = None,
-                 on_bad_video: Literal["raise", "skip"] = "raise") -> None:
+                 on_bad_video: Literal["raise", "skip"] = "raise", cache_draws: bool = False) -> None:
         self.samples, self.processor, self.strategy, self.decode_size = list(samples), processor, strategy, decode_size
         self.templates = replace(templates or PromptTemplates(), state_duration=False)
         self.on_bad_video = on_bad_video
+        self._draws: dict[tuple, torch.Tensor] | None = {} if cache_draws else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -426,7 +467,7 @@ class FragmentDataset(Dataset):
 
         sample = self.samples[index]
         try:
-            frames, times = fragment_clip(sample, self.strategy, self.decode_size)
+            frames, times = fragment_clip(sample, self.strategy, self.decode_size, self._draws)
         except VideoError as error:
             if self.on_bad_video == "raise":
                 raise

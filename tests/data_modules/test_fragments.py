@@ -77,6 +77,7 @@ def test_consistency_negatives_come_from_another_video() -> None:
         sources = {s.video_path for s in sample.frame_sets}
         assert (sources == {sample.video_path}) is sample.label
         assert len(sources) <= 2
+        assert len({len(f.picks) for f in sample.frame_sets}) == 1
     assert {s.label for s in samples} == {True, False}
 
 
@@ -126,27 +127,27 @@ SNAPSHOT = {
         "B",
     ),
     "fragment_consistency": (
-        ("The video shows 3 fragments one after another: fragment 1 is frames 1-3, fragment 2 is frames 4-6 "
-        "and fragment 3 is frames 7-9. Do all fragments come from the same clip? Answer yes or no."),
+        ("The video shows 3 fragments one after another: fragment 1 is frames 1-4, fragment 2 is frames 5-8 "
+        "and fragment 3 is frames 9-12. Do all fragments come from the same clip? Answer yes or no."),
         "no",
     ),
     "fragment_localization": (
         ("The video shows 3 fragments one after another: fragment 1 is frames 1-4, fragment 2 is frames 5-8 "
-        "and fragment 3 is frames 9-12. Then frame 13 repeats part of that clip. Which fragment of the clip "
-        "does frame 13 come from?\n(A) fragment 1\n(B) fragment 2\n(C) fragment 3\nAnswer with the option's letter."),
-        "A",
+        "and fragment 3 is frames 9-12. Then frames 13-16 repeat part of that clip. Which fragment of the clip "
+        "do frames 13-16 come from?\n(A) fragment 1\n(B) fragment 2\n(C) fragment 3\nAnswer with the option's letter."),
+        "B",
     ),
     "fragment_disorder": (
-        ("The video shows 3 fragments one after another: fragment 1 is frames 1-3, fragment 2 is frames 4-6 "
-        "and fragment 3 is frames 7-9. Are the fragments shown in the order in which they happened? "
+        ("The video shows 3 fragments one after another: fragment 1 is frames 1-4, fragment 2 is frames 5-8 "
+        "and fragment 3 is frames 9-12. Are the fragments shown in the order in which they happened? "
         "Answer yes or no."),
         "no",
     ),
     "fragment_rearrangement": (
-        ("The video shows 3 fragments one after another: fragment 1 is frames 1-5, fragment 2 is frames 6-10 "
-        "and fragment 3 is frames 11-15. The fragments are shown out of order. In which order did they happen? "
+        ("The video shows 3 fragments one after another: fragment 1 is frames 1-4, fragment 2 is frames 5-8 "
+        "and fragment 3 is frames 9-12. The fragments are shown out of order. In which order did they happen? "
         "Answer with the fragment numbers in that order, separated by commas."),
-        "3, 2, 1",
+        "3, 1, 2",
     ),
 }
 
@@ -160,13 +161,20 @@ def test_prompts_are_snapshotted() -> None:
     assert got == SNAPSHOT
 
 
-def test_probe_of_a_whole_fragment_is_named_by_its_frames() -> None:
+def test_probe_of_one_frame_is_named_by_its_number() -> None:
     shown = [FrameSet("a.mp4", 6, (0, 1, 2)), FrameSet("a.mp4", 6, (3, 4, 5))]
-    sample = VideoSample("x", "a.mp4", "fragment_localization", "Which fragment of the clip do frames 7-9 come from?",
-                         frame_sets=[*shown, shown[1]], options=["fragment 1", "fragment 2"], answer_index=1)
+    sample = VideoSample("x", "a.mp4", "fragment_localization", "Which fragment of the clip does frame 7 come from?",
+                         frame_sets=[*shown, FrameSet("a.mp4", 6, (4,))], options=["fragment 1", "fragment 2"],
+                         answer_index=1)
     prompt = build_example(sample, PromptTemplates(state_duration=False), 0.0)["prompt"]
     assert prompt.startswith("The video shows 2 fragments one after another: fragment 1 is frames 1-3 and "
-                             "fragment 2 is frames 4-6. Then frames 7-9 repeat part of that clip.")
+                             "fragment 2 is frames 4-6. Then frame 7 repeats part of that clip.")
+
+
+def test_questions_of_a_video_share_its_draw() -> None:
+    samples = [s for s in _build().samples if s.video_path == "v0.mp4"]
+    own = {(f.sample_size, f.seed) for s in samples for f in s.frame_sets if f.video_path == "v0.mp4"}
+    assert len(own) == 1
 
 
 # Frames at load time, on real clips whose frames say their index (tests/data_modules/conftest.py).
@@ -228,3 +236,14 @@ def frame_counts_of(videos: list[str]) -> dict[str, int]:
 def test_frame_set_rejects_picks_outside_its_draw(picks: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="must ascend within"):
         FrameSet("v.mp4", 6, picks)
+
+
+def test_cached_draws_decode_each_video_once(two_videos, monkeypatch) -> None:
+    calls = []
+    original = fragments.read_video
+    monkeypatch.setattr(fragments, "read_video", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
+    build = build_fragment_samples(two_videos, FragmentConfig(max_frames=4), "val", frame_counts_of(two_videos))
+    data = FragmentDataset(build.samples, _Processor(), decode_size=(16, 16), cache_draws=True)
+    items = [data[i] for i in range(len(data))]
+    assert len(items) == 10
+    assert sorted(calls) == sorted(two_videos)
