@@ -1,7 +1,7 @@
 """Every method trains on every backbone family through the real CLI, switched by one config key.
 
 ``pytest -k family`` runs the matrix. A family joins by adding itself to ``tests/backbones/families.py``
-and its tiny build to ``experiments/base/backbones/tiny_<family>.yaml``; a method joins by adding its
+and its tiny builds to ``experiments/base/backbones/tiny_<family>.yaml`` and ``tiny_<family>_lora8.yaml``; a method joins by adding its
 synth config to ``METHODS``.
 """
 
@@ -16,11 +16,10 @@ from groundlight.cli import lightning_main
 from tests.backbones.families import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[2]
-METHODS = {
-    "sft": ("experiments/sft/synth.yaml", []),
-    "self_consistency": ("experiments/self_consistency/synth.yaml", []),
-    # the tiny builds carry no LoRA: the stage-3 recipe's groups with the whole LLM instead of adapters
-    "groundvts": ("experiments/groundvts/synth_stage3.yaml", ["--model.init_args.trainable", "[vts, projector, llm]"]),
+METHODS = {  # method → (its synth config, the build it names: tiny_<family><suffix>.yaml)
+    "sft": ("experiments/sft/synth.yaml", ""),
+    "self_consistency": ("experiments/self_consistency/synth.yaml", ""),
+    "groundvts": ("experiments/groundvts/synth_stage3.yaml", "_lora8"),  # stage 3 trains [vts, projector, lora]
 }
 
 
@@ -28,12 +27,12 @@ METHODS = {
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_on_every_family(method, family, synth_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    config, extra = METHODS[method]
+    config, build = METHODS[method]
     torch.manual_seed(0)
     cli = lightning_main([
-        "--config", config, "--model.init_args.backbone", f"experiments/base/backbones/tiny_{family}.yaml",
+        "--config", config, "--model.init_args.backbone", f"experiments/base/backbones/tiny_{family}{build}.yaml",
         "--data.init_args.data_dir", str(synth_dir), "--runs_dir", str(tmp_path / "runs"),
-        "--data.init_args.batch_size", "2", "--trainer.fast_dev_run", "1", "--trainer.logger", "false", *extra,
+        "--data.init_args.batch_size", "2", "--trainer.fast_dev_run", "1", "--trainer.logger", "false",
     ], run=False)
     assert type(cli.model.backbone).__module__.endswith(family), "the backbone key did not switch the family"
     before = {n: p.detach().clone() for n, p in cli.model.named_parameters() if p.requires_grad}
