@@ -73,13 +73,13 @@ class FragmentConfig:
 
     Attributes:
         num_fragments: N, fragments per multi-fragment question (the paper's 3).
-        min_frames / max_frames: M, frames per fragment, drawn per sample (the paper's 3-5).
+        min_frames / max_frames: M, frames per fragment, drawn per video (the paper's 3-5).
         tasks: which of ``FRAGMENT_TASKS`` to build.
         jitter: draw frames within the strategy's quantile bins (training); ``False`` takes bin
             centres (evaluation).
-        on_short: a video with fewer frames than N*M: ``fewer`` shrinks M, then N (down to 2
-            fragments of ``min_frames``), logged; ``skip`` drops it. Either way a video too
-            short for the smallest question is skipped and counted.
+        on_short: a video with fewer frames than N*M: ``fewer`` shrinks M, then N (down to one
+            fragment of ``min_frames``, which only counting can use), logged; ``skip`` drops it.
+            Either way a question a video is too short for is skipped and counted.
         seed: the generator's seed.
     """
 
