@@ -77,6 +77,9 @@ class VideoTaskDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         sample = self.samples[index]
+        if sample.frame_sets:  # its prompt names frame sets this dataset would never cut out of the video
+            raise ValueError(f"{sample.source or sample.sample_id}: a fragment (SF2T) sample shows frame sets, not the "
+                             "whole video; load it with data_modules.tasks.fragments.FragmentDataset")
         try:
             visual, duration = self._visual(sample.video_path)
         except VideoError as error:

@@ -73,3 +73,15 @@ def test_epoch_sampler_is_seeded_per_epoch_and_curriculum_draws_easy_first():
     sampler.set_epoch(2)
     assert sorted(sampler) == list(range(10))
     assert list(EpochShuffleSampler(10, seed=3)) != list(EpochShuffleSampler(10, seed=4))
+
+
+def test_a_fragment_sample_is_refused_rather_than_shown_as_the_whole_video():
+    from data_modules.datamodule import FrameSampling, VideoTaskDataset
+    from data_modules.samples import FrameSet, VideoSample
+    from data_modules.tasks import PromptTemplates
+
+    sample = VideoSample("f0", "v.mp4", "mcq", "Which fragment?", options=["1", "2"], answer_index=0,
+                         frame_sets=[FrameSet("v.mp4", 4, (0, 1))])
+    dataset = VideoTaskDataset([sample], processor=None, sampling=FrameSampling(), prompts=PromptTemplates())
+    with pytest.raises(ValueError, match="FragmentDataset"):
+        dataset[0]
