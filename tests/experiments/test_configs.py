@@ -188,13 +188,25 @@ def test_config_backbone_is_exactly_a_build_file(resolve, build, path):
     assert backbone in [build(b) for b in BACKBONES], f"{rel(path)}: its backbone is not exactly a file of base/backbones/"
 
 
-def test_switching_backbone_is_one_key(build):
-    """Naming another build file keeps nothing of the previous build. Init args of one class merge key by key, so every
-    pair of builds of a class is checked; a build of another class replaces them (one pair checks that)."""
-    classes = {}
+def build_classes() -> dict[str, list[Path]]:
+    classes: dict[str, list[Path]] = {}
     for path in BACKBONES:
-        classes.setdefault(build(path)["class_path"], []).append(path)
-    pairs = [(a, b) for paths in classes.values() for a in paths for b in paths if a != b]
+        classes.setdefault(yaml.safe_load(path.read_text())["class_path"], []).append(path)
+    return classes
+
+
+def test_builds_of_a_class_set_the_same_init_args():
+    """Init args of one class merge key by key, so a build that left a key out would keep the previous build's value."""
+    for class_path, paths in build_classes().items():
+        keys = {p.name: sorted(yaml.safe_load(p.read_text())["init_args"]) for p in paths}
+        assert len({tuple(k) for k in keys.values()}) == 1, f"{class_path}: {keys}"
+
+
+def test_switching_backbone_is_one_key(build):
+    """Switching from one build to another gives exactly the second: each build of a class is switched to from the
+    one before it (cyclically), and one build of each class from another class's."""
+    classes = build_classes()
+    pairs = [(paths[i - 1], paths[i]) for paths in classes.values() if len(paths) > 1 for i in range(len(paths))]
     firsts = [paths[0] for paths in classes.values()]
     pairs += list(zip(firsts, firsts[1:]))
     for before, after in pairs:
