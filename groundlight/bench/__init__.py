@@ -17,6 +17,7 @@ SUITES = {
     "sft": "groundlight.bench.model:run_sft_step",
     "groundvts": "groundlight.bench.groundvts:run",
     "self_consistency": "groundlight.bench.self_consistency:run",
+    "sf2t": "groundlight.bench.sf2t:run",
 }
 
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from data_modules.readers import read_task_split
 from data_modules.samples import AnnotationError
@@ -50,19 +49,17 @@ def test_expertaf_reader_and_feedback_verification_prompt(tmp_path):
         read_task_split(tmp_path, "expertaf", "val")
 
 
-def test_expertaf_config_instantiates_with_a_tiny_backbone(tmp_path):
-    """The GPU config minus its hub weights: everything else (options, data, trainer) must parse and build."""
+def test_expertaf_config_instantiates_with_a_tiny_backbone(monkeypatch):
+    """The GPU config with the tiny build in place of its hub weights: everything else (options, data, trainer)
+    must parse and build."""
     from groundlight.cli import lightning_main
 
-    config = yaml.safe_load((ROOT / "experiments/self_consistency/gpu/expertaf.yaml").read_text())
-    backbone = config["model"]["init_args"]["backbone"]["init_args"]
-    assert backbone["pretrained"] == "Qwen/Qwen2.5-VL-7B-Instruct" and backbone["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05}
-    consistency = config["model"]["init_args"]["consistency"]
-    assert (consistency["layer"], consistency["top_k"], consistency["temperature"]) == (8, 5, 0.03)
-    config["model"]["init_args"]["backbone"]["init_args"] = {"tiny": {"num_layers": 10}, "min_pixels": 3136, "max_pixels": 3136}
-    config["trainer"]["precision"] = "32-true"
-    path = tmp_path / "expertaf.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cli = lightning_main(["--config", str(path)], run=False)
+    monkeypatch.chdir(ROOT)
+    config = "experiments/self_consistency/gpu/expertaf.yaml"
+    cli = lightning_main(["--config", config, "--model.init_args.backbone", "experiments/base/backbones/tiny_qwen2_5_vl.yaml",
+                          "--model.init_args.backbone.init_args.tiny.num_layers", "10", "--trainer.precision", "32-true"],
+                         run=False)
     assert cli.datamodule.tasks == ["expertaf"] and cli.trainer.accumulate_grad_batches == 4
-    assert cli.model.consistency.layer == 8
+    consistency = cli.model.consistency
+    assert (consistency.layer, consistency.top_k, consistency.temperature) == (8, 5, 0.03)
+    assert len(cli.model.backbone.decoder_layers()) == 10
