@@ -9,6 +9,7 @@ DATA_TOOLS = {
     "synth": ("data_modules.synthetic:main", "generate the embedded synthetic benchmark"),
     "grounding-ft": ("groundlight.tools.grounding_ft:main", "Charades-STA/ActivityNet/QVHighlights → Grounding-FT instructions"),
     "fitnessqa-mcq": ("groundlight.tools.fitnessqa_mcq:main", "FitnessQA open-ended answers → 4-option MCQ with a chat LLM"),
+    "d2vlm-preferences": ("groundlight.tools.d2vlm_preferences:main", "D²VLM annotations → factorized FPO preference pairs"),
 }
 
 

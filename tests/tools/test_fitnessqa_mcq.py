@@ -7,7 +7,8 @@ import torch
 
 from data_modules.formats.fitnessqa import read_fitnessqa
 from data_modules.formats.mcq import read_mcq
-from groundlight.tools.fitnessqa_mcq import HFChatClient, conversion_messages, convert, main, parse_options, to_mcq
+from groundlight.tools.chat_clients import HFChatClient
+from groundlight.tools.fitnessqa_mcq import conversion_messages, convert, main, parse_options, to_mcq
 
 RECORDS = [
     {"id": "fqa_1", "video_id": "gators_01", "exercise": "shoulder gators",
