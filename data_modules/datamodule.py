@@ -7,19 +7,20 @@ the backbone's processor (taken from the LightningModule at ``setup``) → batch
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from data_modules.readers import read_task_split
-from data_modules.samples import VideoSample
+from data_modules.samples import FRAGMENT_TASKS, VideoSample
 from data_modules.tasks import PromptTemplates
+from data_modules.tasks.fragments import FragmentConfig, FragmentDataset, build_fragment_samples
 from data_modules.video import STRATEGIES, Strategy, VideoError, read_video
 from groundlight.metrics.tasks import build_example
 
@@ -52,6 +53,48 @@ class FrameSampling:
             raise ValueError("frame sampling: set exactly one of `fps` or `num_frames`")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"frame sampling: `strategy` must be one of {STRATEGIES}, got {self.strategy!r}")
+
+
+FRAGMENTS = "fragments"
+"""The task name that asks for SF2T fragment questions built from ``FragmentOptions.sources``' videos."""
+
+
+@dataclass
+class FragmentOptions:
+    """SF2T's fragment questions (``data_modules.tasks.fragments``) and how they mix with other training samples.
+
+    Listing the task ``fragments`` in ``tasks`` / ``eval_tasks`` reads each split of ``sources`` and turns its
+    distinct videos into fragment questions; readers that already give fragment samples (``ssv2_fragments``,
+    ``moments_in_time_fragments``) are routed the same way.
+
+    Attributes:
+        sources: tasks whose videos become fragment questions (their labels are not used), e.g.
+            ``[charades_sta]`` for the embedded benchmark's clips, ``[ssv2]`` for Something-Something V2.
+        questions: N, M, which of the five tasks, short-video handling and the generator's seed. Its
+            ``tasks`` are what the training split builds (the per-task ablation); validation and test always ask
+            all five, so every run is tested on the same questions. Its ``jitter`` is set per split: the training
+            split draws within bins, the others take bin centres.
+        strategy: the frames of each draw (SF2T's ablation): ``motion``-salient (the paper's), ``random``, ``uniform``.
+        ratio: the fragment questions' share of each training epoch when they are mixed with other samples:
+            every other sample is seen once per epoch, and ``ratio / (1 - ratio)`` times as many fragment questions
+            are drawn (cycling through all of them over the epochs). ``None``: every sample once per epoch.
+    """
+
+    sources: list[str] = field(default_factory=list)
+    questions: FragmentConfig = field(default_factory=FragmentConfig)
+    strategy: Strategy = "motion"
+    ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"fragments: `strategy` must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.ratio is not None and not 0 < self.ratio < 1:
+            raise ValueError(f"fragments: `ratio` must lie strictly between 0 and 1 (or be null), got {self.ratio}")
+        if FRAGMENTS in self.sources:
+            raise ValueError(f"fragments: `sources` are tasks with videos; {FRAGMENTS!r} cannot be its own source")
+
+    def config(self, train: bool) -> FragmentConfig:
+        return replace(self.questions, jitter=train) if train else replace(self.questions, jitter=False, tasks=FRAGMENT_TASKS)
 
 
 class VideoTaskDataset(Dataset):
@@ -144,12 +187,53 @@ class EpochShuffleSampler(Sampler[int]):
         return self.length
 
 
+class TaskMix(ConcatDataset):
+    """Ordinary samples (``VideoTaskDataset``) then fragment questions (``FragmentDataset``), indexed as one."""
+
+    def __init__(self, ordinary: VideoTaskDataset, fragments: FragmentDataset) -> None:
+        super().__init__([ordinary, fragments])
+        self.ordinary, self.fragments = ordinary, fragments
+        self.samples = ordinary.samples + fragments.samples
+
+
+class MixedEpochSampler(Sampler[int]):
+    """Each epoch: every ordinary index once (curriculum as in ``EpochShuffleSampler``) and ``per_epoch``
+    fragment indices (``ordinary`` onwards), the next slice of a seeded cycle through all of them, shuffled
+    together by ``(seed, epoch)``."""
+
+    def __init__(self, ordinary: int, fragments: int, per_epoch: int, seed: int, easy: Sequence[int] = (),
+                 easy_epochs: int = 0) -> None:
+        self.ordinary = EpochShuffleSampler(ordinary, seed, easy, easy_epochs)
+        self.fragments, self.per_epoch, self.seed, self.epoch = fragments, per_epoch, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.ordinary.set_epoch(epoch)
+
+    def _fragment_indices(self) -> list[int]:
+        first, last = self.epoch * self.per_epoch, (self.epoch + 1) * self.per_epoch
+        rounds = range(first // self.fragments, -(-last // self.fragments))
+        cycle = torch.cat([torch.randperm(self.fragments, generator=torch.Generator().manual_seed(self.seed + 7919 * (r + 1)))
+                           for r in rounds])
+        start = first - rounds.start * self.fragments
+        return (cycle[start: start + self.per_epoch] + self.ordinary.length).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        indices = torch.tensor(list(self.ordinary) + self._fragment_indices(), dtype=torch.long)
+        order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return iter(indices[order].tolist())
+
+    def __len__(self) -> int:
+        return self.ordinary.length + self.per_epoch
+
+
 class GroundingDataModule(L.LightningDataModule):
     """Reads one or more tasks from a data directory in their official formats.
 
     Args:
         data_dir: directory holding ``<format>/<split>.*`` annotation files and videos.
-        tasks: annotation formats to read (``charades_sta``, ``qvhighlights``, ``mcq``, ``verify``).
+        tasks: annotation formats to read (``charades_sta``, ``qvhighlights``, ``mcq``, ``verify``, ...);
+            ``fragments`` adds SF2T's fragment questions (``fragments.sources``).
         train_split / val_split / test_split / predict_split: split names.
         sampling: frame sampling.
         prompts: prompt templates.
@@ -163,8 +247,10 @@ class GroundingDataModule(L.LightningDataModule):
         train_limits: cap on training samples per task (first N in file order), to balance a
             task mix, e.g. ``{mcq: 1000}``.
         curriculum_epochs: train the first N epochs on clips without distractors only
-            (embedded benchmark), then on everything.
+            (embedded benchmark), then on everything; fragment questions count as easy.
         seed: shuffling seed.
+        fragments: SF2T's fragment questions: their sources, frame strategy and share of an epoch.
+            Fragment samples are loaded by ``FragmentDataset``, the others by ``VideoTaskDataset``.
     """
 
     def __init__(
@@ -187,6 +273,7 @@ class GroundingDataModule(L.LightningDataModule):
         eval_tasks: list[str] | None = None,
         train_limits: dict[str, int] | None = None,
         curriculum_epochs: int = 0,
+        fragments: FragmentOptions = FragmentOptions(),  # noqa: B008
     ) -> None:
         super().__init__()
         if on_bad_video not in ("raise", "skip"):
@@ -200,8 +287,12 @@ class GroundingDataModule(L.LightningDataModule):
         self.eval_tasks = list(eval_tasks) if eval_tasks is not None else None
         self.train_limits = dict(train_limits or {})
         self.curriculum_epochs = curriculum_epochs
+        self.fragments = fragments
+        named = set(self.tasks) | set(self.eval_tasks or ())
+        if FRAGMENTS in named and not fragments.sources:
+            raise ValueError("task `fragments` needs `fragments.sources`: the tasks whose videos become fragment questions")
         self.processor: Any = None
-        self.datasets: dict[str, VideoTaskDataset] = {}
+        self.datasets: dict[str, Dataset] = {}
 
     def read(self, split: str, limit: int | None = None, tasks: list[str] | None = None) -> list[VideoSample]:
         """All samples of ``split`` across the configured tasks."""
@@ -213,12 +304,30 @@ class GroundingDataModule(L.LightningDataModule):
         samples = []
         for task in tasks or self.tasks:
             cap = limit if limit is not None else (self.train_limits.get(task) if split == self.splits["fit"] else None)
-            samples += read_task_split(self.data_dir, task, split)[:cap]
+            read = self._fragment_questions(split) if task == FRAGMENTS else read_task_split(self.data_dir, task, split)
+            samples += read[:cap]
         return samples
 
-    def dataset(self, samples: Sequence[VideoSample], **overrides: Any) -> VideoTaskDataset:
+    def _fragment_questions(self, split: str) -> list[VideoSample]:
+        """Fragment questions of the distinct videos of every source's ``split``, in file order."""
+        videos = [s.video_path for task in self.fragments.sources for s in read_task_split(self.data_dir, task, split)]
+        config = self.fragments.config(train=split == self.splits["fit"])
+        return build_fragment_samples(list(dict.fromkeys(videos)), config, split).samples
+
+    def dataset(self, samples: Sequence[VideoSample], **overrides: Any) -> Dataset:
+        """``VideoTaskDataset`` over ordinary samples, ``FragmentDataset`` over fragment ones, a ``TaskMix`` of both."""
+        ordinary = [s for s in samples if not s.frame_sets]
+        fragments = [s for s in samples if s.frame_sets]
         options = dict(on_bad_video=self.on_bad_video, cache=self.cache_visual) | overrides
-        return VideoTaskDataset(samples, self.processor, self.sampling, self.prompts, **options)
+        if not fragments:
+            return VideoTaskDataset(samples, self.processor, self.sampling, self.prompts, **options)
+        if unsupported := set(options) - {"on_bad_video", "cache"}:
+            raise ValueError(f"{sorted(unsupported)} cannot be applied to fragment samples; leave the fragment tasks out")
+        questions = FragmentDataset(fragments, self.processor, self.fragments.strategy, self.sampling.decode_size,
+                                    self.prompts, options["on_bad_video"], cache_draws=options["cache"])
+        if not ordinary:
+            return questions
+        return TaskMix(VideoTaskDataset(ordinary, self.processor, self.sampling, self.prompts, **options), questions)
 
     def setup(self, stage: str) -> None:
         if self.processor is None:
@@ -234,24 +343,41 @@ class GroundingDataModule(L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size if with_answer else self.eval_batch_size,
-            sampler=EpochShuffleSampler(len(data), self.seed, self._easy_indices(data), self.curriculum_epochs)
-            if shuffle
-            else None,
+            sampler=self._sampler(data) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=with_answer),
         )
 
-    def _easy_indices(self, data: VideoTaskDataset) -> list[int]:
-        """Samples without distractors, for the curriculum (the embedded benchmark records them)."""
+    def _sampler(self, data: Dataset) -> Sampler[int]:
+        """The training order: seeded per epoch; with a fragment ratio, the mix of ``MixedEpochSampler``."""
+        if isinstance(data, TaskMix) and self.fragments.ratio is not None:
+            ordinary, ratio = len(data.ordinary), self.fragments.ratio
+            per_epoch = max(1, round(ordinary * ratio / (1 - ratio)))
+            return MixedEpochSampler(ordinary, len(data.fragments), per_epoch, self.seed,
+                                     self._easy_indices(data.ordinary), self.curriculum_epochs)
+        return EpochShuffleSampler(len(data), self.seed, self._easy_indices(data), self.curriculum_epochs)
+
+    def _easy_indices(self, data: Dataset) -> list[int]:
+        """Samples without distractors, for the curriculum (the embedded benchmark records them); fragment
+        questions carry no distractor labels and count as easy."""
         if not self.curriculum_epochs:
             return []
         if not (self.data_dir / "meta.json").exists():
             raise ValueError("curriculum_epochs needs difficulty labels: only the embedded benchmark (meta.json) has them")
         from data_modules.synthetic import annotate_difficulty
 
-        annotate_difficulty(data.samples, self.data_dir)
-        return [i for i, s in enumerate(data.samples) if s.meta["n_distractors"] == 0]
+        ordinary = [s for s in data.samples if not s.frame_sets]
+        annotate_difficulty(ordinary, self.data_dir)
+        return [i for i, s in enumerate(data.samples) if s.frame_sets or s.meta["n_distractors"] == 0]
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Everything but the samples, which hold no tensors (and whose frozen ``FrameSet`` fields Lightning's
+        default would try to rebuild)."""
+        if not isinstance(batch, dict) or "samples" not in batch:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        rest = super().transfer_batch_to_device({k: v for k, v in batch.items() if k != "samples"}, device, dataloader_idx)
+        return rest | {"samples": batch["samples"]}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("fit", with_answer=True, shuffle=True)

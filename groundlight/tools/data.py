@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -10,7 +11,21 @@ DATA_TOOLS = {
     "grounding-ft": ("groundlight.tools.grounding_ft:main", "Charades-STA/ActivityNet/QVHighlights → Grounding-FT instructions"),
     "fitnessqa-mcq": ("groundlight.tools.fitnessqa_mcq:main", "FitnessQA open-ended answers → 4-option MCQ with a chat LLM"),
     "d2vlm-preferences": ("groundlight.tools.d2vlm_preferences:main", "D²VLM annotations → factorized FPO preference pairs"),
+    "finevid": ("groundlight.tools.data:finevid_main", "add FineVidBench-style questions to a generated synthetic benchmark"),
 }
+
+
+def finevid_main(argv: list[str]) -> int:
+    """``groundlight data finevid --data DIR``: ``DIR/finevid/{split}.json`` and ``DIR/videos/finevid/``."""
+    parser = argparse.ArgumentParser(prog="groundlight data finevid",
+                                     description="add FineVidBench-style questions to a generated synthetic benchmark")
+    parser.add_argument("--data", default="data/synth", help="a benchmark made by `groundlight data synth` (default data/synth)")
+    args = parser.parse_args(argv)
+    from data_modules.finevid import generate_finevid
+
+    for split, path in generate_finevid(args.data).items():
+        print(f"{split}: {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

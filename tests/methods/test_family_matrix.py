@@ -20,6 +20,7 @@ METHODS = {  # method → (its synth config, the build it names: tiny_<family><s
     "sft": ("experiments/sft/synth.yaml", ""),
     "self_consistency": ("experiments/self_consistency/synth.yaml", ""),
     "groundvts": ("experiments/groundvts/synth_stage3.yaml", "_lora8"),  # stage 3 trains [vts, projector, lora]
+    "sf2t": ("experiments/sf2t/synth.yaml", ""),  # fragment questions: the sets as one video, presentation times
 }
 
 
