@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ RECIPE := $(VENV)/bin/groundlight recipe
 # → $(GVTS_ROOT)/seed<N>/summary.json, then the mean over seeds → $(GVTS_ROOT)/summary.json.
 GVTS_DATA ?= data/synth
 GVTS_ROOT ?= runs/groundvts/synth
-GVTS_SEEDS ?= 0 1
+GVTS_SEEDS ?= 0 1 2
 GVTS_SEED ?= 0
 GVTS_ARGS ?=
 GVTS_EVAL_ARGS ?=
@@ -73,7 +73,7 @@ groundvts-qwen:  ## GroundVTS-Q chain on real data in GVTS_REAL (llava_video/, c
 # SC_FIT_ARGS go to both fits, SC_EVAL_ARGS to every test/analysis.
 SC_DATA ?= data/synth
 SC_RUNS ?= runs/self_consistency/synth
-SC_SEEDS ?= 0 1
+SC_SEEDS ?= 0 1 2
 SEED ?= 0
 SC_LAYER ?= 1
 SC_FIT_ARGS ?=
@@ -89,3 +89,14 @@ self-consistency-seed:  ## one seed of self-consistency-synth (SEED=N) → runs/
 
 self-consistency-steer:  ## the SFT checkpoint of seed SEED tested with attention steered onto GT keyframes (none/uniform/proportional)
 	$(sc_synth) --seeds $(SEED) --steer-only
+
+# SF2T: per seed in SF2T_SEEDS, the base model, SF2T, SFT and SF2T-then-SFT (from SF2T's checkpoint), and SF2T with
+# random and uniform frames, each tested on the fragment and FineVidBench-style questions → runs/sf2t/synth/summary.json.
+SF2T_DATA ?= data/synth
+SF2T_ROOT ?= runs/sf2t/synth
+SF2T_SEEDS ?= 0 1
+SF2T_FIT_ARGS ?=
+SF2T_EVAL_ARGS ?=
+
+sf2t-synth:  ## base vs SF2T vs SFT vs SF2T-then-SFT + the sampling ablation on the embedded benchmark (seeds SF2T_SEEDS) → runs/sf2t/synth/summary.json
+	$(RECIPE) sf2t-synth --data-dir $(SF2T_DATA) --root $(SF2T_ROOT) --seeds $(SF2T_SEEDS) --fit-args="$(SF2T_FIT_ARGS)" --eval-args="$(SF2T_EVAL_ARGS)"

@@ -87,7 +87,7 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe groundvts-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/groundvts/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test and predict")
     parser.add_argument("--budget", type=shlex.split, default=shlex.split(BUDGET),
                         help=f"configs added to stage 2 and every variant (default '{BUDGET}')")

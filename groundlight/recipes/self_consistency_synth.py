@@ -6,7 +6,7 @@ both tested, both analysed with ``groundlight analyze attention`` (keyframe MCQ 
 (``steer_<mode>/``, one run per steering mode). Then ``groundlight analyze self-consistency`` writes
 ``<root>/summary.json`` over the seeds.
 
-    groundlight recipe self-consistency-synth --seeds 0 1
+    groundlight recipe self-consistency-synth --seeds 0 1 2
     groundlight recipe self-consistency-synth --seeds 0 --fit-args '--trainer.max_steps 2' --eval-args '--data.init_args.max_eval_samples 4'
     groundlight recipe self-consistency-synth --seeds 3 --steer-only      # the steering tests of seed 3's SFT run
 """
@@ -71,7 +71,7 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe self-consistency-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/self_consistency/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test and analysis")
     parser.add_argument("--layer", type=int, default=1, help="the probed and steered decoder layer (synth.yaml: 1)")
     parser.add_argument("--no-report", action="store_true", help="leave out `analyze self-consistency`")
