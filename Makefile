@@ -94,7 +94,7 @@ self-consistency-steer:  ## the SFT checkpoint of seed SEED tested with attentio
 # random and uniform frames, each tested on the fragment and FineVidBench-style questions → runs/sf2t/synth/summary.json.
 SF2T_DATA ?= data/synth
 SF2T_ROOT ?= runs/sf2t/synth
-SF2T_SEEDS ?= 0 1
+SF2T_SEEDS ?= 0 1 2
 SF2T_FIT_ARGS ?=
 SF2T_EVAL_ARGS ?=
 

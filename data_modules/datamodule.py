@@ -213,6 +213,7 @@ class MixedEpochSampler(Sampler[int]):
     def _fragment_indices(self) -> list[int]:
         first, last = self.epoch * self.per_epoch, (self.epoch + 1) * self.per_epoch
         rounds = range(first // self.fragments, -(-last // self.fragments))
+        # pass r through all fragments has its own seed, apart from the (seed + epoch) shuffles
         cycle = torch.cat([torch.randperm(self.fragments, generator=torch.Generator().manual_seed(self.seed + 7919 * (r + 1)))
                            for r in rounds])
         start = first - rounds.start * self.fragments

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAINS = {"groundvts-synth": "groundvts-synth", "groundvts-synth-seed": "groundvts-synth", "groundvts-qwen": "groundvts-qwen",
-          "self-consistency-synth": "self-consistency-synth", "self-consistency-seed": "self-consistency-synth"}
+          "self-consistency-synth": "self-consistency-synth", "self-consistency-seed": "self-consistency-synth",
+          "sf2t-synth": "sf2t-synth"}
 
 
 def test_the_makefile_has_no_shell_loops_and_no_modification_time_lookups():

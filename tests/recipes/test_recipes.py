@@ -14,12 +14,14 @@ import pytest
 
 from groundlight.methods.groundvts.report import VARIANTS
 from groundlight.methods.self_consistency.report import STEER_MODES
-from groundlight.recipes import groundvts_qwen, groundvts_synth, main, recipe_names, self_consistency_synth
+from groundlight.methods.sf2t.report import SAMPLING
+from groundlight.recipes import groundvts_qwen, groundvts_synth, main, recipe_names, self_consistency_synth, sf2t_synth
 from groundlight.recipes._chain import Chain, Step, StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-RECIPES = {"groundvts-synth": groundvts_synth, "groundvts-qwen": groundvts_qwen, "self-consistency-synth": self_consistency_synth}
+RECIPES = {"groundvts-synth": groundvts_synth, "groundvts-qwen": groundvts_qwen, "self-consistency-synth": self_consistency_synth,
+           "sf2t-synth": sf2t_synth}
 
 
 class FakeRunner:
@@ -68,6 +70,7 @@ SNAPSHOT_RUNS = {
     "groundvts-synth": ["--seeds", "0"],
     "groundvts-qwen": [],
     "self-consistency-synth": ["--seeds", "0"],
+    "sf2t-synth": ["--seeds", "0"],
 }
 
 
@@ -108,6 +111,7 @@ def test_each_fit_hands_on_the_checkpoint_lightning_reported(workdir):
 
 @pytest.mark.parametrize("recipe,argv", [("groundvts-synth", ["--seeds", "0", "1"]),
                                          ("self-consistency-synth", ["--seeds", "0", "1"]),
+                                         ("sf2t-synth", ["--seeds", "0", "1"]),
                                          ("groundvts-qwen", [])])
 def test_rerun_after_a_failure_runs_only_the_failed_step_and_after(recipe, argv, tmp_path, monkeypatch):
     """For every step k: fail there, re-run; the re-run runs steps k, k+1, ... only, and the two runs together made
@@ -127,6 +131,20 @@ def test_rerun_after_a_failure_runs_only_the_failed_step_and_after(recipe, argv,
         again = cook(recipe, argv, FakeRunner())
         assert again == straight[k:], f"failed at step {k}"
         assert {name: record["argv"] for name, record in markers(root).items()} == expected_markers
+
+
+def test_sf2t_then_sft_starts_from_sf2t_and_every_run_is_tested_on_the_same_questions(workdir):
+    calls = cook("sf2t-synth", ["--seeds", "0", "--no-report"], FakeRunner())
+    assert calls[0] == ["data", "finevid", "--data", "data/synth"]
+    then = next(c for c in calls if c[0] == "fit" and "runs/sf2t/synth/seed0/sf2t_then_sft" in c)
+    assert then[then.index("--model.init_args.init_from") + 1] == "runs/sf2t/synth/seed0/sf2t/checkpoints/last.ckpt"
+    tested = {c[c.index("--experiment") + 1].rsplit("/", 1)[1]: c for c in calls if c[0] == "test"}
+    assert set(tested) == {"base", "sft", "sf2t_then_sft", *SAMPLING.values()}
+    assert "--ckpt_path" not in tested["base"]
+    assert not any("--data.init_args.fragments.strategy" in c for c in tested.values())  # the same test frames for all
+    strategies = [c[c.index("--data.init_args.fragments.strategy") + 1] for c in calls
+                  if c[0] == "fit" and "--data.init_args.fragments.strategy" in c]
+    assert strategies == [s for s, run in SAMPLING.items() if run != "sf2t"]
 
 
 def test_a_finished_recipe_runs_nothing_again(workdir):
