@@ -257,10 +257,21 @@ def _sample_object(
 
 def sample_scene(config: GeneratorConfig, split: str, index: int) -> Scene:
     """The clip ``index`` of ``split``: a pure function of the config's seed."""
-    rng = _rng(config, split, index, 0)
+    return scene_from_rng(_rng(config, split, index, 0), config, f"{split}_{index:05d}", split)
+
+
+def scene_from_rng(
+    rng: np.random.Generator, config: GeneratorConfig, vid: str, split: str, n_distractors: int | None = None
+) -> Scene:
+    """A clip drawn from ``rng`` exactly as the benchmark draws its own (the pretraining stream reuses it).
+
+    ``n_distractors`` overrides the drawn count (a curriculum); the draw is still made, so the rest of
+    the scene comes from the same random numbers.
+    """
     duration = int(rng.integers(config.min_duration, config.max_duration + 1))
     fps = int(rng.choice(config.fps_choices))
-    n_distractors = int(rng.integers(0, len(DIFFICULTY)))
+    drawn = int(rng.integers(0, len(DIFFICULTY)))
+    n_distractors = drawn if n_distractors is None else n_distractors
     kinds = list(itertools.product(COLOURS, SHAPES))
     chosen = [kinds[int(i)] for i in rng.choice(len(kinds), size=1 + n_distractors, replace=False)]
     target = _random_interval(rng, duration)
@@ -271,9 +282,7 @@ def sample_scene(config: GeneratorConfig, split: str, index: int) -> Scene:
         for kind, span, role in zip(chosen, intervals, roles, strict=True)
     )
     background = tuple(int(v) for v in rng.integers(15, 80, size=3))
-    return Scene(
-        f"{split}_{index:05d}", split, duration, fps, config.size, background, int(rng.integers(2**31)), objects
-    )
+    return Scene(vid, split, duration, fps, config.size, background, int(rng.integers(2**31)), objects)
 
 
 def _sprite(shape: str, side: int) -> np.ndarray:
@@ -336,14 +345,15 @@ class _I420:
         self.v[rows, cols][half_mask] = yuv[2]
 
 
-def draw_frames(scene: Scene) -> Iterator[np.ndarray]:
-    """yuv420p buffers ``(side * 3 / 2, side)`` at ``k / fps``; bigger objects under smaller."""
+def draw_frames(scene: Scene, indices: Sequence[int] | None = None) -> Iterator[np.ndarray]:
+    """yuv420p buffers ``(side * 3 / 2, side)`` at ``k / fps`` for each frame ``k`` of ``indices`` (default:
+    every frame); bigger objects under smaller. The buffer is reused: copy it to keep it."""
     background, canvas = _I420(scene.side), _I420(scene.side)
     background.fill(_background_rgb(scene))
     layers = sorted(scene.objects, key=lambda o: -o.side)
     masks = {id(o): _sprite(o.shape, o.side) for o in layers}
     colours = {id(o): tuple(int(v) for v in np.clip(np.rint(to_yuv(o.rgb)), 0, 255)) for o in layers}
-    for index in range(scene.duration * scene.fps):
+    for index in range(scene.duration * scene.fps) if indices is None else indices:
         seconds = index / scene.fps
         canvas.buffer[:] = background.buffer
         for obj in layers:
