@@ -10,7 +10,8 @@ to the method is its data (``GroundingDataModule``'s ``fragments`` task, mixed w
   show which fragment task is learnt and which stays at chance;
 - ``init_from``: a stage's start from the previous stage's weights (the SFT stage after SF2T), optimizer fresh.
 
-Configs: ``experiments/sf2t/synth.yaml`` (embedded benchmark), ``synth_then_sft.yaml`` (the SFT stage after it),
+Configs: ``experiments/sf2t/synth.yaml`` (embedded benchmark; its SFT comparison is ``synth_sft.yaml``),
+``synth_then_sft.yaml`` (the SFT stage after it), ``synth_mixed.yaml`` (fragments as half of each SFT epoch),
 ``real.yaml`` (Something-Something V2 fragments, LoRA r16, GPU); ``groundlight recipe sf2t-synth`` runs the science.
 """
 
