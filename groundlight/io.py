@@ -21,6 +21,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
                                      suffix=".tmp", delete=False) as handle:
         handle.write(text)
     try:
+        os.chmod(handle.name, 0o666 & ~_umask())  # the temporary file is private (0600); the result is not
         os.replace(handle.name, path)
     finally:
         Path(handle.name).unlink(missing_ok=True)
@@ -35,3 +36,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
     """One JSON object per line."""
     return write_text_atomic(path, "".join(json.dumps(row, default=float) + "\n" for row in rows))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
