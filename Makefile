@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth tiny-base
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -100,3 +100,8 @@ SF2T_EVAL_ARGS ?=
 
 sf2t-synth:  ## base vs SF2T vs SFT vs SF2T-then-SFT + the sampling ablation on the embedded benchmark (seeds SF2T_SEEDS) → runs/sf2t/synth/summary.json
 	$(RECIPE) sf2t-synth --data-dir $(SF2T_DATA) --root $(SF2T_ROOT) --seeds $(SF2T_SEEDS) --fit-args="$(SF2T_FIT_ARGS)" --eval-args="$(SF2T_EVAL_ARGS)"
+
+# groundlight-tiny (issue 11): pretraining on the unbounded synthetic stream, scored with controls and intervals,
+# saved to groundlight/assets/tiny_base/ with its model card (`groundlight recipe tiny-base --help` for the levers).
+tiny-base:  ## build the shipped tiny pretrained base from nothing (CPU, ~30 min) → runs/tiny_base/summary.json, groundlight/assets/tiny_base/
+	$(RECIPE) tiny-base

@@ -109,16 +109,15 @@ def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):
     return trainer, module, datamodule
 
 
-def bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Mean and 95 % percentile bootstrap interval over the rows of ``values`` (questions)."""
+def bootstrap(values: np.ndarray) -> dict[str, float]:
+    """Mean and 95 % bootstrap interval over questions (``groundlight.analysis.stats``), with the question count."""
+    from groundlight.analysis.stats import interval
+
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    means = values[draws].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": round(float(values.mean()), 4), "ci_low": round(float(low), 4), "ci_high": round(float(high), 4),
-            "n": len(values)}
+    result = interval(values[None, :])
+    return {key: result[key] for key in ("mean", "ci_low", "ci_high")} | {"n": len(values)}
 
 
 def window_iou(pred: Any, window: tuple[float, float]) -> float:
