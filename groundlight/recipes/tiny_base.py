@@ -121,10 +121,10 @@ def bootstrap(values: np.ndarray) -> dict[str, float]:
 
 
 def window_iou(pred: Any, window: tuple[float, float]) -> float:
-    """IoU of a parsed prediction (``None`` when unparseable: 0) with one window."""
-    from groundlight.metrics.temporal import temporal_iou
+    """IoU of a parsed prediction (``None`` when unparseable: 0) with one window, as the metric scores it."""
+    from groundlight.metrics.moment import MomentRetrieval
 
-    return 0.0 if pred is None else float(temporal_iou([pred], [window])[0, 0])
+    return MomentRetrieval().question_scores(pred, [window])["mIoU"]
 
 
 def query_grounding(meta: dict, target_pred: dict[str, Any], swap_pred: dict[str, Any]) -> tuple[list[float], list[float]]:
