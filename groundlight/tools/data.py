@@ -31,7 +31,8 @@ def finevid_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in DATA_TOOLS:
-        lines = "\n".join(f"  {name:<14}{text}" for name, (_, text) in DATA_TOOLS.items())
+        width = max(map(len, DATA_TOOLS)) + 2
+        lines = "\n".join(f"  {name:<{width}}{text}" for name, (_, text) in DATA_TOOLS.items())
         print(f"usage: groundlight data <tool> [options]\n\ntools:\n{lines}", file=sys.stderr)
         return 2
     module, function = DATA_TOOLS[argv[0]][0].split(":")
