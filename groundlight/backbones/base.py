@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +180,59 @@ class VideoBackbone(nn.Module, ABC):
         """``(B, L)`` frame shown at each position, ``-1`` where non-visual."""
         return batch["frame_index"]
 
+    def add_tokens(self, tokens: Sequence[str]) -> list[int]:
+        """Special tokens a method needs, added to the tokenizer and the embeddings when missing; their ids."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add tokens")
+
+    def input_embeddings(self) -> nn.Module:
+        """The LLM's input embedding module (token ids → ``(B, L, D)``), for offsets added to some tokens' inputs."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its input embeddings")
+
+    @contextmanager
+    def embedding_offsets(self, offsets: torch.Tensor | None) -> Iterator[None]:
+        """Inside the context, forward passes add ``offsets`` ``(B, L, D)`` to the token embeddings of a batch of
+        that shape (visual slots are filled after, so offsets there are lost); ``None`` changes nothing."""
+        if offsets is None:
+            yield
+            return
+
+        def add(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+            return output + offsets.to(output.dtype) if output.shape == offsets.shape else output
+
+        handle = self.input_embeddings().register_forward_hook(add)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def hidden_state(self, batch: dict[str, Any], index: int) -> torch.Tensor:
+        """``hidden_states[index]`` of a forward pass without gradients (``index ≥ 1``: the output of decoder
+        layer ``index - 1``), the layers after it never run."""
+        layers = [self.decoder_layers()[k] for k in sorted(self.decoder_layers())]
+        if not 1 <= index <= len(layers):
+            raise ValueError(f"hidden state {index} does not exist: the language model has {len(layers)} layers (1..{len(layers)})")
+        captured: list[torch.Tensor] = []
+
+        def stop(module: nn.Module, args: tuple, output: Any) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _LayerReached
+
+        handle = layers[index - 1].register_forward_hook(stop)
+        try:
+            self.forward(batch)
+        except _LayerReached:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
+    @contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        """Run the model without its LoRA adapters (a DPO reference without a second copy of the weights)."""
+        raise ValueError(f"{type(self).__name__} has no adapters to disable: configure `lora` on the backbone")
+        yield  # pragma: no cover
+
     # Token keeping (query-guided visual token sampling). Optional: a family that does not
     # implement them cannot run GroundVTS-style methods, and says so.
     @property
@@ -214,8 +267,18 @@ class VideoBackbone(nn.Module, ABC):
         """Greedy generation over the kept tokens; dropped tokens are never attended, cache or not."""
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
+    def greedy_tokens(self, batch: dict[str, Any], embeds: torch.Tensor, max_new_tokens: int,
+                      on_step: Any = None) -> torch.Tensor:
+        """Greedy ids ``(B, N)`` from input ``embeds`` with a KV cache; ``on_step(step, token, hidden_states)`` may
+        return ``(B, 1, D)`` to add to the next token's input embedding (D²VLM's evidence aggregation)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement step-hooked generation")
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+class _LayerReached(Exception):
+    """Ends a forward pass early (:meth:`VideoBackbone.hidden_state`)."""
 
 
 class VisualReuse:

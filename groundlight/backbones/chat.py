@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +21,12 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer
 
-from groundlight.backbones.base import LoraOptions, VideoBackbone, VideoProcessor, VisualInput
+from groundlight.backbones.base import (
+    LoraOptions,
+    VideoBackbone,
+    VideoProcessor,
+    VisualInput,
+)
 from groundlight.backbones.lora import apply_lora, freeze_modules
 from groundlight.backbones.token_keep import TokenKeep, hf_model
 from groundlight.ops import IGNORE_INDEX
@@ -165,19 +171,65 @@ class HFVideoBackbone(TokenKeep, VideoBackbone):
         config._attn_implementation = attn_implementation
         return model_class(config).to(getattr(torch, dtype))
 
-    def finish(self, freeze_vision: bool, gradient_checkpointing: bool, lora: LoraOptions | None) -> None:
+    def finish(self, freeze_vision: bool, gradient_checkpointing: bool, lora: LoraOptions | None,
+               add_tokens: Sequence[str] = ()) -> None:
+        token_ids = self.add_tokens(add_tokens)
         if freeze_vision:
             freeze_modules(self.model, self.frozen_with_vision)
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         if lora is not None:
-            self.model = apply_lora(self.model, lora)
+            self.model = apply_lora(self.model, lora, trainable_tokens=token_ids, tied=self._tied_embeddings())
+
+    def add_tokens(self, tokens: Sequence[str]) -> list[int]:
+        """Special tokens a method needs (D²VLM's ``<evi>``/``</evi>``), before LoRA wraps the model.
+
+        A token the tokenizer lacks is added; the embedding rows (input, and output when untied) grow when
+        the model has no spare row for it, and a new token's rows start at the mean of the vocabulary's rows.
+        A token already there (a checkpoint saved with it) keeps its trained rows. Returns every token's id:
+        under LoRA those rows stay trainable (peft's trainable tokens), merged back by ``save_pretrained``. A method
+        may call it on a built backbone without LoRA (all rows train); under LoRA the backbone's config must name
+        the tokens, so they exist before the adapters do.
+        """
+        if not tokens:
+            return []
+        tokenizer = self.processor.tokenizer
+        known = len(tokenizer)
+        new = [t for t in dict.fromkeys(tokens) if t not in tokenizer.get_vocab()]
+        if new and hasattr(self.model, "peft_config"):
+            raise ValueError(f"cannot add {new} after LoRA wrapped the model (their rows could not train): set the "
+                             f"backbone's `add_tokens: {list(tokens)}` in its config")
+        if new:
+            tokenizer.add_tokens(new, special_tokens=True)
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in tokens]
+        if max(ids) >= self.model.get_input_embeddings().weight.shape[0]:
+            self.model.resize_token_embeddings(max(ids) + 1, mean_resizing=False)
+        fresh = [tokenizer.convert_tokens_to_ids(t) for t in new]
+        layers = [self.model.get_input_embeddings()] + ([] if self._tied_embeddings() else [self.model.get_output_embeddings()])
+        with torch.no_grad():
+            for layer in layers:
+                if fresh:
+                    layer.weight[fresh] = layer.weight[:known].mean(0).to(layer.weight.dtype)
+        return ids
+
+    def _tied_embeddings(self) -> bool:
+        return hf_model(self.model).get_output_embeddings().weight is hf_model(self.model).get_input_embeddings().weight
 
     def decoder_layers(self) -> dict[int, nn.Module]:
         return {layer.self_attn.layer_idx: layer for layer in hf_model(self.model).model.language_model.layers}
 
     def vision_encoder(self) -> nn.Module:
         return getattr(hf_model(self.model).model, self.vision_module)
+
+    def input_embeddings(self) -> nn.Module:
+        return hf_model(self.model).get_input_embeddings()
+
+    @contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        if not hasattr(self.model, "disable_adapter"):
+            raise ValueError(f"{type(self).__name__} has no adapters to disable: configure `lora` on the backbone")
+        with self.model.disable_adapter():
+            yield
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Weights (LoRA merged into a copy), config and tokenizer, loadable with ``pretrained=directory``."""

@@ -224,6 +224,7 @@ class InternVLBackbone(HFVideoBackbone):
             ``q_proj``/``k_proj``/``v_proj``); ``None`` trains all unfrozen weights.
         freeze_vision: keep the vision tower and the projector frozen.
         gradient_checkpointing: trade compute for memory on real-size models.
+        add_tokens: special tokens a method needs (D²VLM: ``["<evi>", "</evi>"]``), see :meth:`HFVideoBackbone.add_tokens`.
         system_prompt: a system turn (the -HF chat template writes none; the official ``model.chat``
             writes InternVL's own system message).
     """
@@ -242,6 +243,7 @@ class InternVLBackbone(HFVideoBackbone):
         lora: LoraOptions | None = None,
         freeze_vision: bool = False,
         gradient_checkpointing: bool = False,
+        add_tokens: tuple[str, ...] = (),
         system_prompt: str | None = None,
     ) -> None:
         super().__init__()
@@ -255,7 +257,7 @@ class InternVLBackbone(HFVideoBackbone):
                                           attn_implementation)
         self.processor = InternVLVideoProcessor(tokenizer, *_tile_layout(self.model.config), system_prompt=system_prompt)
         _settle_tokenizer(tokenizer, self.model.config)
-        self.finish(freeze_vision, gradient_checkpointing, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora, add_tokens)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         return one_d_positions(batch["attention_mask"])

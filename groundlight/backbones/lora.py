@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from groundlight.backbones.base import LoraOptions
 
 
-def apply_lora(model: nn.Module, options: LoraOptions) -> nn.Module:
+def apply_lora(model: nn.Module, options: LoraOptions, trainable_tokens: Sequence[int] = (), tied: bool = False) -> nn.Module:
     """Wrap ``model`` with LoRA adapters on modules matching ``options.target_modules``.
 
     The target is a regex so that vision-tower projections sharing the names
-    ``q_proj``/``v_proj`` (InternVL, CLIP towers) are never wrapped.
+    ``q_proj``/``v_proj`` (InternVL, CLIP towers) are never wrapped. ``trainable_tokens``: embedding rows (added
+    special tokens) that train beside the adapters, in the input embeddings and, unless ``tied``, the LM head.
     """
+    tokens = None
+    if trainable_tokens:
+        tokens = {"embed_tokens": list(trainable_tokens)} | ({} if tied else {"lm_head": list(trainable_tokens)})
     config = LoraConfig(
         r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
-        target_modules=options.target_modules, bias="none",
+        target_modules=options.target_modules, bias="none", trainable_token_indices=tokens,
     )
     wrapped = get_peft_model(model, config)
     if not any("lora_" in name for name, _ in wrapped.named_parameters()):

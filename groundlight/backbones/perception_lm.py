@@ -265,6 +265,7 @@ class PerceptionLMBackbone(HFVideoBackbone):
             vision tower and the ``multi_modal_projector`` never contain); ``None`` trains all unfrozen weights.
         freeze_vision: keep the vision tower and the projector frozen.
         gradient_checkpointing: trade compute for memory on real-size models.
+        add_tokens: special tokens a method needs (D²VLM: ``["<evi>", "</evi>"]``), see :meth:`HFVideoBackbone.add_tokens`.
         pooling_ratio: the projector's 2-D pooling ratio; ``None`` keeps the checkpoint's (2 on the hub; 2 for tiny).
         system_prompt: overrides the chat template's system turn.
     """
@@ -283,6 +284,7 @@ class PerceptionLMBackbone(HFVideoBackbone):
         lora: LoraOptions | None = None,
         freeze_vision: bool = False,
         gradient_checkpointing: bool = False,
+        add_tokens: tuple[str, ...] = (),
         pooling_ratio: int | None = None,
         system_prompt: str | None = None,
     ) -> None:
@@ -301,7 +303,7 @@ class PerceptionLMBackbone(HFVideoBackbone):
         config = self.model.config
         tile, patch = tower_geometry(config.vision_config)
         self.processor = PerceptionLMVideoProcessor(tokenizer, tile, patch, config.projector_pooling_ratio, system_prompt)
-        self.finish(freeze_vision, gradient_checkpointing, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora, add_tokens)
 
     @classmethod
     def _load(cls, pretrained: str, dtype: str, attn_implementation: str, trust_remote_code: bool,

@@ -223,6 +223,7 @@ class Qwen25VLBackbone(HFVideoBackbone):
         freeze_vision: keep the vision tower (and merger) frozen.
         min_pixels / max_pixels: smart-resize bounds per frame.
         gradient_checkpointing: trade compute for memory on real-size models.
+        add_tokens: special tokens a method needs (D²VLM: ``["<evi>", "</evi>"]``), see :meth:`HFVideoBackbone.add_tokens`.
         system_prompt: overrides the chat template's system turn.
         query_position: ``after`` the video or ``both`` before and after it (see ``QwenVideoProcessor``); ``None``
             takes what the checkpoint was trained with (``save_pretrained`` records it in the config), else ``after``.
@@ -241,6 +242,7 @@ class Qwen25VLBackbone(HFVideoBackbone):
         min_pixels: int = 128 * 28 * 28,
         max_pixels: int = 768 * 28 * 28,
         gradient_checkpointing: bool = False,
+        add_tokens: tuple[str, ...] = (),
         system_prompt: str | None = None,
         query_position: Literal["after", "both"] | None = None,
     ) -> None:
@@ -262,7 +264,7 @@ class Qwen25VLBackbone(HFVideoBackbone):
         self.processor = QwenVideoProcessor(
             tokenizer, min_pixels, max_pixels, system_prompt=system_prompt, query_position=query_position
         )
-        self.finish(freeze_vision, gradient_checkpointing, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora, add_tokens)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(3, B, L)`` reference MRoPE ids (see :mod:`~groundlight.backbones.qwen_rope`)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,6 +312,7 @@ class Qwen3VLBackbone(HFVideoBackbone):
         freeze_vision: keep the vision tower (with its merger and DeepStack mergers) frozen.
         min_pixels / max_pixels / total_pixels: smart-resize bounds (see :class:`Qwen3VideoProcessor`).
         gradient_checkpointing: trade compute for memory on real-size models.
+        add_tokens: special tokens a method needs (D²VLM: ``["<evi>", "</evi>"]``), see :meth:`HFVideoBackbone.add_tokens`.
         system_prompt: a system turn (the Qwen3-VL template sends none by default).
     """
 
@@ -329,6 +330,7 @@ class Qwen3VLBackbone(HFVideoBackbone):
         max_pixels: int = 768 * 32 * 32,
         total_pixels: int | None = 24576 * 32 * 32,
         gradient_checkpointing: bool = False,
+        add_tokens: tuple[str, ...] = (),
         system_prompt: str | None = None,
     ) -> None:
         super().__init__()
@@ -344,7 +346,7 @@ class Qwen3VLBackbone(HFVideoBackbone):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.processor = Qwen3VideoProcessor(tokenizer, min_pixels, max_pixels, total_pixels, system_prompt=system_prompt)
-        self.finish(freeze_vision, gradient_checkpointing, lora)
+        self.finish(freeze_vision, gradient_checkpointing, lora, add_tokens)
 
     def full_positions(self, batch: dict[str, Any]) -> torch.Tensor:
         """``(3, B, L)`` interleaved-MRoPE ids (:func:`rope_index`)."""
@@ -426,13 +428,8 @@ class Qwen3VLBackbone(HFVideoBackbone):
             )
         return KeptOutput(output.logits, inputs.get("labels"), inputs["attention_mask"], inputs["index"])
 
-    @torch.no_grad()
-    def generate_kept(self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor, max_new_tokens: int,
-                      mode: KeepMode = "gather", positions: PositionMode = "original", use_cache: bool = True) -> list[str]:
-        inputs = self.kept_inputs(batch, embeds, keep, mode, positions)
-        with self._deepstack(inputs):
-            tokens = self._greedy(inputs, max_new_tokens, use_cache)
-        return self.processor.decode(tokens)
+    def kept_context(self, inputs: dict[str, Any]) -> AbstractContextManager:
+        return self._deepstack(inputs)
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")

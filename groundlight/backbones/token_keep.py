@@ -18,6 +18,8 @@ together with (re-weighted) input embeddings; this file turns that into LLM inpu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -26,6 +28,9 @@ from transformers import DynamicCache
 from groundlight.backbones.base import KeptOutput
 from groundlight.ops import IGNORE_INDEX, mask_columns
 
+StepHook = Callable[[int, torch.Tensor, tuple[torch.Tensor, ...]], torch.Tensor | None]
+"""``on_step(step, token (B,), hidden_states)`` → ``(B, 1, D)`` added to the next input embedding, or ``None``.
+``hidden_states`` are the step's per-layer states (the whole prompt at step 0, the new token after)."""
 KeepMode = Literal["gather", "mask"]
 PositionMode = Literal["original", "contiguous"]
 
@@ -125,11 +130,25 @@ class TokenKeep:
     ) -> list[str]:
         """Greedy decoding over the kept tokens; ``use_cache=False`` recomputes the whole sequence each step."""
         inputs = self.kept_inputs(batch, embeds, keep, mode, positions)
-        tokens = self._greedy(inputs, max_new_tokens, use_cache)
+        with self.kept_context(inputs):
+            tokens = self._greedy(inputs, max_new_tokens, use_cache)
         return self.processor.decode(tokens)
 
+    @torch.no_grad()
+    def greedy_tokens(self, batch: dict[str, Any], embeds: torch.Tensor, max_new_tokens: int,
+                      on_step: StepHook | None = None) -> torch.Tensor:
+        """Greedy ids ``(B, N)`` (pad after EOS) over the whole prompt batch with input ``embeds`` and a KV cache;
+        ``on_step`` sees every step's hidden states and may add to the next token's embedding."""
+        inputs = self.kept_inputs(batch, embeds, batch["attention_mask"].bool())
+        with self.kept_context(inputs):
+            return self._greedy(inputs, max_new_tokens, use_cache=True, on_step=on_step)
+
+    def kept_context(self, inputs: dict[str, Any]) -> AbstractContextManager:
+        """Anything the family's LLM needs around a run on ``kept_inputs`` (Qwen3-VL: DeepStack features)."""
+        return nullcontext()
+
     def _greedy(self, inputs: dict[str, torch.Tensor], max_new_tokens: int, use_cache: bool,
-                stop_at_eos: bool = True) -> torch.Tensor:
+                stop_at_eos: bool = True, on_step: StepHook | None = None) -> torch.Tensor:
         tokenizer = self.processor.tokenizer
         embed = hf_model(self.model).get_input_embeddings()
         sequence, position_ids, attention = inputs["inputs_embeds"], inputs["position_ids"], inputs["attention_mask"]
@@ -141,7 +160,7 @@ class TokenKeep:
         for step in range(max_new_tokens):
             output = self.model(
                 inputs_embeds=step_embeds, position_ids=self.model_position_ids(step_positions), attention_mask=attention,
-                cache=cache, use_cache=use_cache, logits_to_keep=1,
+                cache=cache, use_cache=use_cache, logits_to_keep=1, output_hidden_states=on_step is not None,
             )
             token = output.logits[:, -1].argmax(-1).masked_fill(finished, tokenizer.pad_token_id)
             generated.append(token)
@@ -149,6 +168,8 @@ class TokenKeep:
             if stop_at_eos and bool(finished.all()):
                 break
             new_embeds = embed(token).unsqueeze(1)
+            if on_step is not None and (extra := on_step(step, token, output.hidden_states)) is not None:
+                new_embeds = new_embeds + extra.to(new_embeds.dtype)
             new_positions = (next_position + step).view(1, -1, 1).expand(position_ids.shape[0], -1, 1)
             attention = torch.cat([attention, attention.new_ones(attention.shape[0], 1)], dim=1)
             if use_cache:

@@ -134,3 +134,65 @@ def test_save_pretrained_round_trip(family, backbone, items, tmp_path):
     assert torch.equal(batch["input_ids"], reloaded_batch["input_ids"])
     with torch.no_grad():
         assert torch.allclose(backbone(batch).logits, loaded(reloaded_batch).logits, atol=1e-6)
+
+
+def test_hidden_state_stops_at_its_layer_and_equals_the_full_pass(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    with torch.no_grad():
+        full = backbone(batch, output_hidden_states=True).hidden_states
+    calls = []
+    handle = backbone.decoder_layers()[max(backbone.decoder_layers())].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        early = backbone.hidden_state(batch, 1)
+    finally:
+        handle.remove()
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(early[real], full[1][real], atol=1e-5)
+    assert not calls, "the layers after the requested state must not run"
+    with pytest.raises(ValueError, match="does not exist"):
+        backbone.hidden_state(batch, len(backbone.decoder_layers()) + 1)
+
+
+def test_embedding_offsets_reach_the_llm_only_where_set(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=True)
+    with torch.no_grad():
+        plain = backbone(batch, output_hidden_states=True).hidden_states[0]
+        offsets = torch.zeros_like(plain)
+        offsets[:, -1] = 1.0  # the last token of every row
+        with backbone.embedding_offsets(offsets):
+            moved = backbone(batch, output_hidden_states=True).hidden_states[0]
+        again = backbone(batch, output_hidden_states=True).hidden_states[0]
+    assert torch.allclose(moved[:, -1], plain[:, -1] + 1.0, atol=1e-5)
+    assert torch.equal(moved[:, :-1], plain[:, :-1]) and torch.equal(again, plain), "offsets leaked past their context"
+
+
+def test_step_hooked_greedy_equals_plain_greedy_without_offsets(backbone, items):
+    batch = backbone.processor.collate(items, with_answer=False)
+    seen = []
+
+    def hook(step, token, hidden):
+        seen.append((step, hidden[0].shape[1]))
+        return None
+
+    with torch.no_grad():
+        embeds = backbone.embed_inputs(batch)
+        hooked = backbone.greedy_tokens(batch, embeds, 4, on_step=hook)
+        plain = backbone.greedy_tokens(batch, embeds, 4)
+    assert torch.equal(hooked, plain)
+    assert seen[0] == (0, batch["input_ids"].shape[1]) and all(length == 1 for _, length in seen[1:])
+
+
+def test_added_tokens_start_at_the_vocabulary_mean_and_survive_a_save(family, tmp_path):
+    backbone = FAMILIES[family].tiny()
+    known = len(backbone.processor.tokenizer)
+    ids = backbone.add_tokens(["<evi>", "</evi>"])
+    embeddings = backbone.input_embeddings().weight
+    assert len(set(ids)) == 2 and min(ids) >= known
+    assert torch.allclose(embeddings[ids[0]], embeddings[:known].mean(0), atol=1e-6)
+    assert backbone.add_tokens(["<evi>", "</evi>"]) == ids, "adding again must not move or re-initialise them"
+    with torch.no_grad():
+        embeddings[ids[0]] += 1.0  # "trained"
+    backbone.save_pretrained(tmp_path)
+    loaded = FAMILIES[family].load(tmp_path)
+    assert loaded.add_tokens(["<evi>", "</evi>"]) == ids
+    assert torch.allclose(loaded.input_embeddings().weight[ids[0]], embeddings[ids[0]], atol=1e-6)
