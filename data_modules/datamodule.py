@@ -156,6 +156,8 @@ def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answe
     batch["samples"] = [item["sample"] for item in kept]
     batch["durations"] = [item["duration"] for item in kept]
     batch["answers"] = [item["answer"] for item in kept]
+    batch["prompts"] = [item["prompt"] for item in kept]  # with the visuals: what a re-collation needs
+    batch["queries"] = [item.get("query", "") for item in kept]
     batch["visuals"] = [item["visual"] for item in kept]  # a method may re-collate the videos with other prompts
     batch["skipped_videos"] = skipped
     return batch

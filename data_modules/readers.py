@@ -24,6 +24,11 @@ TASK_FILES = {
     "charades_sta_ft": ("charades_sta/{split}.txt", "data_modules.tasks.grounding_templates:read_charades_sta_ft"),
     "qvhighlights_ft": ("qvhighlights/{split}.jsonl", "data_modules.tasks.grounding_templates:read_qvhighlights_ft"),
     "activitynet_captions_ft": ("activitynet_captions/{split}.json", "data_modules.tasks.grounding_templates:read_activitynet_ft"),
+    # D²VLM: E.T. Instruct's annotations (supplement Fig. 1), the same file for the text-timestamp baseline,
+    # and the factorized preference pairs of `groundlight data d2vlm-preferences`
+    "et_instruct_d2vlm": ("d2vlm/{split}.json", "data_modules.formats.d2vlm:read_et_instruct_d2vlm"),
+    "et_instruct_d2vlm_text": ("d2vlm/{split}.json", "data_modules.formats.d2vlm:read_et_instruct_d2vlm_text"),
+    "d2vlm_preferences": ("d2vlm/{split}_pairs.json", "data_modules.formats.d2vlm:read_preference_pairs"),
     # video lists as released (split: train/validation/test for SSv2, training/validation for MiT); the
     # *_fragments tasks turn their videos into SF2T's self-supervised fragment questions
     "ssv2": ("ssv2/something-something-v2-{split}.json", "data_modules.formats.ssv2:read_ssv2"),

@@ -14,7 +14,10 @@ FRAGMENT_TASKS = (
 )
 """SF2T's self-supervised fragment tasks (``data_modules.tasks.fragments`` builds them)."""
 
-TASKS = ("moment_retrieval", "highlight", "mcq", "verify", "open_qa", *FRAGMENT_TASKS)
+EVIDENCE_TASKS = ("evidence", "evidence_text")
+"""D²VLM's multi-event evidence responses: with ``<evi>`` tokens, and written as text (the baseline)."""
+
+TASKS = ("moment_retrieval", "highlight", "mcq", "verify", "open_qa", *FRAGMENT_TASKS, *EVIDENCE_TASKS)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class VideoSample:
         options: answer options for ``mcq``.
         answer_index: index of the correct option for ``mcq``.
         label: truth of a ``verify`` statement.
-        answer_text: free-form reference answer (``open_qa``).
+        answer_text: free-form reference answer (``open_qa``); an evidence response with its ``<evi>`` tokens.
         keyframes: ground-truth keyframe times in seconds.
         saliency: per-clip saliency scores (QVHighlights: one list of 3 annotators per clip).
         source: ``"path:line"`` of the annotation, for error messages.

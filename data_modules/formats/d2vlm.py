@@ -16,8 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_modules.formats._records import Fields, records, write_json_list
+from data_modules.formats._records import Fields, check_unique, records, write_json_list
+from data_modules.samples import VideoSample
 from data_modules.tasks.evidence import EvidenceResponse
+
+IMAGE_PLACEHOLDER = "<image>"
+"""E.T. Instruct's stand-in for the video in the human turn; the backbone places the video itself."""
 
 
 def read_d2vlm_records(path: str | Path) -> list[dict[str, Any]]:
@@ -42,8 +46,63 @@ def read_d2vlm_records(path: str | Path) -> list[dict[str, Any]]:
         except ValueError as error:
             raise fields.error(str(error).split(": ", 1)[1]) from error
         out.append({"id": sample_id, "video": fields.text("video"), "duration": duration,
-                    "prompt": str(turns[0]["value"]), "response": response})
+                    "prompt": str(turns[0]["value"]), "response": response, "source": f"{path}:{line}"})
     return out
+
+
+def _video_sample(record: dict[str, Any], path: str | Path, video_dir: str | Path, task: str) -> VideoSample:
+    response: EvidenceResponse = record["response"]
+    prompt = record["prompt"].replace(IMAGE_PLACEHOLDER, "").strip()
+    return VideoSample(
+        sample_id=record["id"], video_path=str(Path(video_dir) / record["video"]), task=task, query=prompt,
+        duration=record["duration"], windows=list(response.spans), answer_text=response.render(),
+        source=record["source"], meta={"events": len(response.spans)},
+    )
+
+
+def read_et_instruct_d2vlm(path: str | Path, video_dir: str | Path, task: str = "evidence") -> list[VideoSample]:
+    """E.T. Instruct's D²VLM annotations as ``evidence`` samples: the question as query, every event's
+    window, and the response with its ``<evi>`` tokens as the reference (``task="evidence_text"``: the
+    same samples for the text-timestamp baseline, whose reference writes the spans as text)."""
+    samples = [_video_sample(record, path, video_dir, task) for record in read_d2vlm_records(path)]
+    check_unique(samples, path)
+    return samples
+
+
+def read_et_instruct_d2vlm_text(path: str | Path, video_dir: str | Path) -> list[VideoSample]:
+    return read_et_instruct_d2vlm(path, video_dir, task="evidence_text")
+
+
+def read_preference_pairs(path: str | Path, video_dir: str | Path) -> list[VideoSample]:
+    """Pairs written by :func:`write_preference_pairs` as ``evidence`` samples of the chosen response, the
+    rejected one in ``meta["rejected"]`` (its response and spans) with ``meta["factor"]``."""
+    samples = []
+    for line, record in records(path):
+        fields = Fields(record, path, line)
+        duration = fields.number("duration")
+        sides = {}
+        for side in ("chosen", "rejected"):
+            part = fields.get(side)
+            if not isinstance(part, dict):
+                raise fields.error(f"field {side!r} must be an object with 'value' and 'time_gt'")
+            stage = Fields(part.get("time_gt"), path, line)
+            spans = stage.windows("evidence_grounding", duration)
+            try:
+                sides[side] = EvidenceResponse.parse(str(part.get("value")), spans, f"{path}:{line}")
+            except ValueError as error:
+                raise fields.error(f"{side}: {str(error).split(': ', 1)[1]}") from error
+        if sides["chosen"] == sides["rejected"]:
+            raise fields.error("the chosen and rejected responses are identical")
+        record = {"id": f"{fields.text('id')}/{fields.text('factor')}", "video": fields.text("video"),
+                  "duration": duration, "prompt": fields.text("prompt"), "response": sides["chosen"],
+                  "source": f"{path}:{line}"}
+        sample = _video_sample(record, path, video_dir, "evidence")
+        rejected = sides["rejected"]
+        sample.meta |= {"factor": fields.text("factor"),
+                        "rejected": {"response": rejected.render(), "windows": [list(w) for w in rejected.spans]}}
+        samples.append(sample)
+    check_unique(samples, path)
+    return samples
 
 
 def write_preference_pairs(path: str | Path, samples: dict[str, dict[str, Any]], pairs: list[dict[str, Any]]) -> Path:

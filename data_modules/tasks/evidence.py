@@ -60,9 +60,34 @@ class EvidenceResponse:
         answer = " ".join(EVIDENCE + text for text in self.texts)
         return " ".join(part for part in (grounding, self.lead, answer) if part)
 
+    def timestamp_text(self, decimals: int = 1) -> str:
+        """The response with every ``<evi>`` written as its span: what D²VLM's output decodes to, and what the
+        text-timestamp baseline is trained to write (see :func:`timestamp_text`)."""
+        return timestamp_text(self.spans, self.lead, list(zip(self.spans, self.texts)), decimals)
+
     def time_gt(self) -> dict[str, list[list[float]]]:
         spans = [list(span) for span in self.spans]
         return {"evidence_grounding": spans, "interleaved_response": [list(span) for span in spans]}
+
+
+EVIDENCE_HEAD, ANSWER_HEAD = "Evidence:", "Answer:"
+"""Words that open the two stages once ``<evi>`` tokens are written as text."""
+
+
+def span_text(span: Span, decimals: int = 1) -> str:
+    return f"{span[0]:.{decimals}f} - {span[1]:.{decimals}f} seconds"
+
+
+def timestamp_text(grounding: Sequence[Span], lead: str, answer: Sequence[tuple[Span | None, str]],
+                   decimals: int = 1) -> str:
+    """``"Evidence: 1.0 - 3.0 seconds, 5.0 - 7.0 seconds. Answer: 1.0 - 3.0 seconds, the red circle appears. ..."``.
+
+    ``grounding``: the first stage's spans; ``answer``: per interleaved ``<evi>`` its span (``None``: not
+    grounded) and the text after it. ``metrics.parse.parse_evidence`` reads the first stage back.
+    """
+    stage = ", ".join(span_text(span, decimals) for span in grounding)
+    events = " ".join((span_text(span, decimals) if span is not None else "") + text for span, text in answer)
+    return " ".join(part for part in (f"{EVIDENCE_HEAD} {stage}.", ANSWER_HEAD, lead, events) if part).strip()
 
 
 def shift(response: EvidenceResponse, duration: float, rng: random.Random) -> EvidenceResponse | None:

@@ -117,6 +117,20 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
     return _option_by_text(text, options)
 
 
+_EVIDENCE_SPAN = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?) seconds\b")
+
+
+def parse_evidence(text: str) -> list[tuple[float, float]] | None:
+    """The first stage of an evidence response written as text (``"Evidence: s - e seconds, ... . Answer: ..."``,
+    ``data_modules.tasks.evidence.timestamp_text``): its spans in order. ``None`` when either stage head is missing
+    or the first stage states no span (a D²VLM response without its ``</evi>`` has no ``Answer:``)."""
+    head, answer = text.find("Evidence:"), text.find("Answer:")
+    if head < 0 or answer < head:
+        return None
+    spans = [(float(a), float(b)) for a, b in _EVIDENCE_SPAN.findall(text[head:answer])]
+    return spans or None
+
+
 def format_window(start: float, end: float, decimals: int = 1) -> str:
     """The answer text the project trains on: ``"from 3.2s to 7.5s"``."""
     return f"from {start:.{decimals}f}s to {end:.{decimals}f}s"

@@ -18,6 +18,7 @@ from torchmetrics import Metric
 from data_modules.samples import VideoSample
 from data_modules.tasks import fragments
 from data_modules.tasks import verification as verify_prompts
+from data_modules.tasks.evidence import EvidenceResponse
 from data_modules.tasks.prompts import (
     PromptTemplates,
     instruction_prompt,
@@ -26,9 +27,10 @@ from data_modules.tasks.prompts import (
     verify_prompt,
 )
 from groundlight.metrics.choice import ChoiceAccuracy
+from groundlight.metrics.evidence import EvidenceGrounding
 from groundlight.metrics.moment import MomentRetrieval
 from groundlight.metrics.order import OrderAccuracy
-from groundlight.metrics.parse import parse_choice, parse_order, parse_window
+from groundlight.metrics.parse import parse_choice, parse_evidence, parse_order, parse_window
 
 VERIFY_OPTIONS = ("yes", "no")
 
@@ -90,6 +92,34 @@ def _fragment_yes_no(short: str) -> Task:
     )
 
 
+def _evidence_response(sample: VideoSample) -> EvidenceResponse:
+    if sample.answer_text is None:
+        raise ValueError(f"{sample.source or sample.sample_id}: an evidence sample needs its reference response")
+    return EvidenceResponse.parse(sample.answer_text, sample.windows, sample.source or sample.sample_id)
+
+
+def _evidence_prompt(as_text: bool) -> Callable[[VideoSample, PromptTemplates], dict[str, str]]:
+    """D²VLM's question; the reference keeps its ``<evi>`` tokens, or (``as_text``) writes their spans as text."""
+    def build(sample: VideoSample, templates: PromptTemplates) -> dict[str, str]:
+        response = _evidence_response(sample)
+        answer = response.timestamp_text(templates.answer_decimals) if as_text else response.render()
+        return {"prompt": sample.query.strip(), "answer": answer, "query": sample.query.strip()}
+    return build
+
+
+def _evidence(as_text: bool) -> Task:
+    """Both evidence tasks are scored on the first stage's spans, written as text (D²VLM decodes ``<evi>`` so)."""
+    return Task(
+        build=_evidence_prompt(as_text),
+        parse=lambda sample, text: parse_evidence(text),
+        metric=EvidenceGrounding,
+        target=lambda sample: sample.windows,
+        log_name=lambda name: f"evidence_{name}",
+        record=lambda sample, parsed: {"windows": [list(w) for w in sample.windows],
+                                       "parsed": [list(w) for w in parsed] if parsed is not None else None},
+    )
+
+
 TASKS: dict[str, Task] = {
     "moment_retrieval": Task(
         build=moment_retrieval_prompt,
@@ -134,6 +164,9 @@ TASKS: dict[str, Task] = {
         record=lambda sample, parsed: {"order": sample.order,
                                        "parsed": list(parsed) if parsed is not None else None},
     ),
+    # D²VLM (data_modules/tasks/evidence.py): evidence tokens, and the text-timestamp baseline
+    "evidence": _evidence(as_text=False),
+    "evidence_text": _evidence(as_text=True),
 }
 
 

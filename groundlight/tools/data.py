@@ -11,6 +11,7 @@ DATA_TOOLS = {
     "grounding-ft": ("groundlight.tools.grounding_ft:main", "Charades-STA/ActivityNet/QVHighlights → Grounding-FT instructions"),
     "fitnessqa-mcq": ("groundlight.tools.fitnessqa_mcq:main", "FitnessQA open-ended answers → 4-option MCQ with a chat LLM"),
     "d2vlm-preferences": ("groundlight.tools.d2vlm_preferences:main", "D²VLM annotations → factorized FPO preference pairs"),
+    "d2vlm-synth": ("data_modules.d2vlm_synth:main", "add D²VLM's multi-event tasks (E.T. Instruct format) to a generated benchmark"),
     "finevid": ("groundlight.tools.data:finevid_main", "add FineVidBench-style questions to a generated synthetic benchmark"),
 }
 
