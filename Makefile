@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth tiny-base
+.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth d2vlm-synth tiny-base
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -100,6 +100,17 @@ SF2T_EVAL_ARGS ?=
 
 sf2t-synth:  ## base vs SF2T vs SFT vs SF2T-then-SFT + the sampling ablation on the embedded benchmark (seeds SF2T_SEEDS) → runs/sf2t/synth/summary.json
 	$(RECIPE) sf2t-synth --data-dir $(SF2T_DATA) --root $(SF2T_ROOT) --seeds $(SF2T_SEEDS) --fit-args="$(SF2T_FIT_ARGS)" --eval-args="$(SF2T_EVAL_ARGS)"
+
+# D²VLM: per seed in D2VLM_SEEDS, from groundlight-tiny: text timestamps, evidence tokens (SFT stage) and evidence
+# tokens + FPO (from the SFT checkpoint), each tested on the same multi-event questions → runs/d2vlm/synth/summary.json.
+D2VLM_DATA ?= data/synth
+D2VLM_ROOT ?= runs/d2vlm/synth
+D2VLM_SEEDS ?= 0 1 2
+D2VLM_FIT_ARGS ?=
+D2VLM_EVAL_ARGS ?=
+
+d2vlm-synth:  ## text timestamps vs evidence tokens vs + FPO on the embedded benchmark (seeds D2VLM_SEEDS) → runs/d2vlm/synth/summary.json
+	$(RECIPE) d2vlm-synth --data-dir $(D2VLM_DATA) --root $(D2VLM_ROOT) --seeds $(D2VLM_SEEDS) --fit-args="$(D2VLM_FIT_ARGS)" --eval-args="$(D2VLM_EVAL_ARGS)"
 
 # groundlight-tiny (issue 11): pretraining on the unbounded synthetic stream, scored with controls and intervals,
 # saved to groundlight/assets/tiny_base/ with its model card (`groundlight recipe tiny-base --help` for the levers).

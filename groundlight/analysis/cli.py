@@ -11,6 +11,7 @@ ANALYZE_TOOLS = {
     "vts": ("groundlight.methods.groundvts.report:main", "GroundVTS kept-token density plots"),
     "vts-seeds": ("groundlight.methods.groundvts.report:seeds_main", "mean of the GroundVTS science summaries over seeds"),
     "self-consistency": ("groundlight.methods.self_consistency.report:main", "SFT vs self-consistency science summary over seeds"),
+    "d2vlm": ("groundlight.methods.d2vlm.report:main", "text timestamps vs evidence tokens vs + FPO, with intervals, over seeds"),
     "sf2t": ("groundlight.methods.sf2t.report:main", "base vs SF2T vs SFT vs SF2T-then-SFT, and the sampling ablation, over seeds"),
 }
 

@@ -21,6 +21,8 @@ METHODS = {  # method → (its synth config, the build it names: tiny_<family><s
     "self_consistency": ("experiments/self_consistency/synth.yaml", ""),
     "groundvts": ("experiments/groundvts/synth_stage3.yaml", "_lora8"),  # stage 3 trains [vts, projector, lora]
     "sf2t": ("experiments/sf2t/synth.yaml", ""),  # fragment questions: the sets as one video, presentation times
+    "d2vlm": ("experiments/d2vlm/synth.yaml", ""),  # evidence tokens: heads on frame units, aggregation into <evi>
+    "d2vlm_fpo": ("experiments/d2vlm/synth_fpo.yaml", ""),  # FPO on the preference pairs (no reference, as released)
 }
 
 

@@ -15,13 +15,21 @@ import pytest
 from groundlight.methods.groundvts.report import VARIANTS
 from groundlight.methods.self_consistency.report import STEER_MODES
 from groundlight.methods.sf2t.report import SAMPLING
-from groundlight.recipes import groundvts_qwen, groundvts_synth, main, recipe_names, self_consistency_synth, sf2t_synth
+from groundlight.recipes import (
+    d2vlm_synth,
+    groundvts_qwen,
+    groundvts_synth,
+    main,
+    recipe_names,
+    self_consistency_synth,
+    sf2t_synth,
+)
 from groundlight.recipes._chain import Chain, Step, StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 RECIPES = {"groundvts-synth": groundvts_synth, "groundvts-qwen": groundvts_qwen, "self-consistency-synth": self_consistency_synth,
-           "sf2t-synth": sf2t_synth}
+           "sf2t-synth": sf2t_synth, "d2vlm-synth": d2vlm_synth}
 
 
 class FakeRunner:
@@ -71,6 +79,7 @@ SNAPSHOT_RUNS = {
     "groundvts-qwen": [],
     "self-consistency-synth": ["--seeds", "0"],
     "sf2t-synth": ["--seeds", "0"],
+    "d2vlm-synth": ["--seeds", "0"],
 }
 
 
@@ -112,6 +121,7 @@ def test_each_fit_hands_on_the_checkpoint_lightning_reported(workdir):
 @pytest.mark.parametrize("recipe,argv", [("groundvts-synth", ["--seeds", "0", "1"]),
                                          ("self-consistency-synth", ["--seeds", "0", "1"]),
                                          ("sf2t-synth", ["--seeds", "0", "1"]),
+                                         ("d2vlm-synth", ["--seeds", "0", "1"]),
                                          ("groundvts-qwen", [])])
 def test_rerun_after_a_failure_runs_only_the_failed_step_and_after(recipe, argv, tmp_path, monkeypatch):
     """For every step k: fail there, re-run; the re-run runs steps k, k+1, ... only, and the two runs together made
@@ -212,3 +222,11 @@ def test_step_process_reports_lightnings_checkpoint(synth_dir, tmp_path, monkeyp
                       "--trainer.limit_val_batches", "0", "--trainer.logger", "false", "--data.init_args.batch_size", "4"]) == 0
     checkpoint = Path(json.loads(result.read_text())["last_model_path"])
     assert checkpoint == tmp_path / "one" / "checkpoints" / "last.ckpt" and checkpoint.is_file()
+
+
+def test_d2vlm_fpo_starts_from_the_evidence_sft_stage_and_every_run_is_tested(workdir):
+    calls = cook("d2vlm-synth", ["--seeds", "0", "--no-report"], FakeRunner())
+    fpo = next(c for c in calls if c[0] == "fit" and "runs/d2vlm/synth/seed0/evi_fpo" in c)
+    assert fpo[fpo.index("--model.init_args.init_from") + 1] == "runs/d2vlm/synth/seed0/evi/checkpoints/last.ckpt"
+    tested = [c[c.index("--experiment") + 1].rsplit("/", 1)[1] for c in calls if c[0] == "test"]
+    assert tested == ["text_timestamps", "evi", "evi_fpo"]

@@ -64,6 +64,7 @@ def fpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, reference_chosen: tor
 def salient_span(probabilities: torch.Tensor, ratio: float = 0.6) -> tuple[int, int]:
     """Inference: frames with ``p ≥ ratio · max p`` are salient; of their contiguous runs the one with the
     largest total probability wins (ties: the earlier). Returns inclusive frame indices."""
+    probabilities = probabilities.detach()
     salient = probabilities >= ratio * probabilities.max()
     best, best_mass, start = (0, 0), -1.0, None
     for index, flag in enumerate([*salient.tolist(), False]):
