@@ -186,3 +186,28 @@ def test_tokens_cannot_be_added_after_lora():
     backbone = Qwen25VLBackbone(tiny=TinyQwenConfig(), min_pixels=56 * 56, max_pixels=56 * 56, lora=LoraOptions(r=4))
     with pytest.raises(ValueError, match="add_tokens"):
         D2VLMModule(backbone)
+
+
+def test_precomputed_reference_scores_every_pair_before_the_first_step_and_is_checkpointed(synth_dir, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from data_modules.readers import read_task_split
+    from groundlight.cli import lightning_main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    torch.manual_seed(0)
+    cli = lightning_main([
+        "--config", "experiments/d2vlm/synth_fpo.yaml", "--model.init_args.backbone",
+        "experiments/base/backbones/tiny_qwen2_5_vl.yaml", "--model.init_args.fpo.reference", "precomputed",
+        "--model.init_args.evidence.aggregation_layer", "1", "--data.init_args.data_dir", str(synth_dir),
+        "--runs_dir", str(tmp_path), "--data.init_args.batch_size", "2", "--trainer.max_steps", "1",
+        "--trainer.logger", "false", "--trainer.limit_val_batches", "0",
+    ], run=False)
+    losses = []
+    cli.model.on_train_batch_end = lambda outputs, batch, index: losses.append(float(outputs["loss"]))
+    cli.trainer.fit(cli.model, cli.datamodule)
+    pairs = read_task_split(synth_dir, "d2vlm_preferences", "train")
+    assert set(cli.model.reference_scores) == {p.sample_id for p in pairs}
+    assert losses[0] == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-4)  # policy = reference at start
+    checkpoint = torch.load(cli.trainer.checkpoint_callback.last_model_path, map_location="cpu", weights_only=True)
+    assert checkpoint["d2vlm_reference_scores"] == cli.model.reference_scores
