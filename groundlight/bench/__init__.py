@@ -18,6 +18,7 @@ SUITES = {
     "groundvts": "groundlight.bench.groundvts:run",
     "self_consistency": "groundlight.bench.self_consistency:run",
     "sf2t": "groundlight.bench.sf2t:run",
+    "d2vlm": "groundlight.bench.d2vlm:run",
 }
 
 
