@@ -457,8 +457,11 @@ class EvidenceDecoder:
         return extra
 
     def render(self, row: int, tokens: torch.Tensor) -> str:
-        """The row's response with each ``<evi>`` written as its predicted span (``timestamp_text``)."""
+        """The row's response with each ``<evi>`` written as its predicted span (``timestamp_text``); a response
+        with no evidence token at all is decoded as it is."""
         processor, module = self.module.backbone.processor, self.module
+        if module.evi_id not in tokens.tolist() and module.end_id not in tokens.tolist():
+            return processor.decode(tokens.unsqueeze(0))[0]  # an answer without evidence (another task's question)
         spans = [tuple(s) for s in self.spans[row]]
         grounding, answer, text_ids, stage, lead = [], [], [], 1, ""
         evi = 0

@@ -149,6 +149,8 @@ def test_a_response_without_its_closing_token_is_a_parse_failure(module):
     assert parse_evidence(decoder.render(0, twice)) is None
     closed = torch.tensor([module.evi_id, module.end_id, module.evi_id])
     assert parse_evidence(decoder.render(0, closed)) == [(0.0, 2.0)]
+    plain = torch.tensor(tokenizer.encode("from 1.0s to 2.0s", add_special_tokens=False) + [tokenizer.eos_token_id])
+    assert decoder.render(0, plain) == "from 1.0s to 2.0s"  # another task's answer is left as written
 
 
 def test_adapter_disabled_reference_starts_at_the_policy_and_precomputed_matches_it():
