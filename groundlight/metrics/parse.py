@@ -12,11 +12,31 @@ from collections.abc import Sequence
 _CLOCK = r"\d{1,2}(?::\d{1,2}){1,2}(?:\.\d+)?"
 _NUMBER = r"\d+(?:\.\d+)?|\.\d+"
 _UNIT = r"\s*(?:seconds?|secs?|s|minutes?|mins?|m)\b"
-TIME = rf"(?:{_CLOCK}|{_NUMBER})(?:{_UNIT})?"
+# A number is a whole token: not glued to a digit, point or colon before it ("3.5.6"'s "5.6"), nor followed by
+# one more digit, colon or decimal part. The guards also keep the search linear on long digit runs: a start inside a
+# run fails at once, and a shorter match inside one fails its end guard at once.
+TIME = rf"(?<![\d.:])(?:{_CLOCK}|{_NUMBER})(?![\d:]|\.\d)(?:{_UNIT})?"
 _RANGE = re.compile(
     rf"(?P<a>{TIME})\s*(?:-|–|—|~|to|until|till|and|,)\s*(?P<b>{TIME})", re.IGNORECASE
 )
 _ANY_TIME = re.compile(TIME, re.IGNORECASE)
+_NUMERIC = re.compile(r"[\d.:]*\d[\d.:]*")
+_WHOLE = re.compile(rf"(?:{_CLOCK}|{_NUMBER})")
+MAX_SECONDS = 1e6
+"""Longer than any video (11.6 days): a time beyond it is absurd, not a window."""
+
+
+def _malformed_before(text: str, end: int) -> bool:
+    """Whether a number-like token before ``end`` is malformed ("3.5.6", "1:2:3:4") or negative ("-2", "from -2")."""
+    for match in _NUMERIC.finditer(text, 0, end):
+        token = match.group().rstrip(".:")  # a sentence's full stop or a label's colon after the number
+        if not _WHOLE.fullmatch(token):
+            return True
+        before = text[: match.start()]
+        if before.endswith("-") and not before[:-1].rstrip(" ").endswith(tuple("0123456789")) or \
+                before.endswith("-") and before[:-1].endswith(" "):
+            return True  # a minus sign, not a range's dash ("3-5", "3 - 5")
+    return False
 
 
 def parse_time(token: str) -> float:
@@ -41,29 +61,40 @@ def parse_window(text: str, sort: bool = True) -> tuple[float, float] | None:
     Prefers an explicit range ("from 3.2s to 7.5s", "3.2 - 7.5 seconds", "00:03 to 00:07");
     otherwise takes the first two times mentioned, as E.T. Bench's grounding parser does.
     A reversed pair is swapped when ``sort`` is true. Returns ``None`` when fewer than two
-    times are present.
+    times are present, when a number up to the window is malformed or negative, or when a time
+    is not finite or beyond :data:`MAX_SECONDS`: never a guess.
     """
     if not text:
         return None
     match = _RANGE.search(text)
     if match:
-        start, end = parse_time(match["a"]), parse_time(match["b"])
+        start, end, stop = parse_time(match["a"]), parse_time(match["b"]), match.end()
     else:
-        times = [parse_time(m.group()) for m in _ANY_TIME.finditer(text)]
-        if len(times) < 2:
+        found = []
+        for time_match in _ANY_TIME.finditer(text):
+            found.append(time_match)
+            if len(found) == 2:
+                break
+        if len(found) < 2:
             return None
-        start, end = times[0], times[1]
+        start, end, stop = parse_time(found[0].group()), parse_time(found[1].group()), found[1].end()
+    if _malformed_before(text, stop) or not all(0 <= t <= MAX_SECONDS for t in (start, end)):
+        return None
     if sort and start > end:
         start, end = end, start
     return start, end
 
 
 def parse_windows(text: str, sort: bool = True) -> list[tuple[float, float]]:
-    """Every explicit time range in ``text``, in order (for multi-window answers)."""
+    """Every explicit time range in ``text``, in order (for multi-window answers); none when a number in the text
+    is malformed or negative, or a time is beyond :data:`MAX_SECONDS`."""
     windows = []
-    for match in _RANGE.finditer(text or ""):
+    text = text or ""
+    for match in _RANGE.finditer(text):
         start, end = parse_time(match["a"]), parse_time(match["b"])
         windows.append((min(start, end), max(start, end)) if sort else (start, end))
+    if _malformed_before(text, len(text)) or not all(0 <= t <= MAX_SECONDS for w in windows for t in w):
+        return []
     return windows
 
 
@@ -117,7 +148,7 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
     return _option_by_text(text, options)
 
 
-_EVIDENCE_SPAN = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?) seconds\b")
+_EVIDENCE_SPAN = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?) seconds\b")  # the form we write
 
 
 def parse_evidence(text: str) -> list[tuple[float, float]] | None:
@@ -127,7 +158,10 @@ def parse_evidence(text: str) -> list[tuple[float, float]] | None:
     head, answer = text.find("Evidence:"), text.find("Answer:")
     if head < 0 or answer < head:
         return None
-    spans = [(float(a), float(b)) for a, b in _EVIDENCE_SPAN.findall(text[head:answer])]
+    stage = text[head:answer]
+    spans = [(float(a), float(b)) for a, b in _EVIDENCE_SPAN.findall(stage)]
+    if _malformed_before(stage, len(stage)) or not all(0 <= t <= MAX_SECONDS for span in spans for t in span):
+        return None
     return spans or None
 
 
