@@ -40,6 +40,39 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+DUPLICATES = ("error", "keep-first")
+
+
+def add_duplicates_argument(parser: Any) -> None:
+    parser.add_argument("--duplicates", choices=DUPLICATES, default="error",
+                        help="a prediction id seen twice: an error naming both places (default), or keep-first: "
+                             "score the first, count the others in the result's 'duplicates_dropped'")
+
+
+def unique_by_id(records: Sequence[dict], key: str, where: Any, mode: str = "error") -> tuple[list[dict], int]:
+    """``records`` with each ``record[key]`` once. ``where(i, record)`` names an entry for errors; ``mode`` is
+    ``error`` (a repeated id raises) or ``keep-first`` (later ones are dropped and counted). Records without the
+    key are kept: nothing identifies them."""
+    if mode not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {DUPLICATES}, got {mode!r}")
+    first: dict[Any, str] = {}
+    kept, dropped = [], 0
+    for i, record in enumerate(records):
+        value = record.get(key)
+        if value is None or not isinstance(value, (str, int, float)):
+            kept.append(record)
+            continue
+        if value in first:
+            if mode == "error":
+                raise InputError(f"{where(i, record)}: {key} {value!r} appears again (first at {first[value]}); "
+                                 "pass --duplicates keep-first to score the first and count the rest")
+            dropped += 1
+            continue
+        first[value] = where(i, record)
+        kept.append(record)
+    return kept, dropped
+
+
 def is_number(value: Any) -> bool:
     """True for an int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)

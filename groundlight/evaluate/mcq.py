@@ -13,7 +13,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from groundlight.evaluate.io import InputError, read_json, read_jsonl, render_table
+from groundlight.evaluate.io import (
+    InputError,
+    add_duplicates_argument,
+    read_json,
+    read_jsonl,
+    render_table,
+    unique_by_id,
+)
 from groundlight.metrics.choice import ChoiceAccuracy
 from groundlight.metrics.parse import parse_choice
 
@@ -24,6 +31,7 @@ HELP = "multiple choice: accuracy of letters/option texts read by parse_choice; 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True,
                         help='jsonl (or JSON list) of {"id", "prediction", "options", "answer"}')
+    add_duplicates_argument(parser)
 
 
 def read_records(path: Path) -> list[dict]:
@@ -60,7 +68,9 @@ def check_record(record: dict, where: str) -> tuple[str, list[str]]:
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.pred)
     metric, failed_ids = ChoiceAccuracy(), []
-    for line, record in enumerate(read_records(path), start=1):
+    records, dropped = unique_by_id(read_records(path), "id", lambda i, r: f"{path}: record {i + 1}",
+                                    getattr(args, "duplicates", "error"))
+    for line, record in enumerate(records, start=1):
         where = f"{path}: record {line} (id {record.get('id')!r})"
         prediction, options = check_record(record, where)
         target = target_index(record.get("answer"), options, where)
@@ -72,7 +82,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"{path}: no records")
     scores = metric.compute()
     return {"accuracy": float(scores["accuracy"]), "correct": int(metric.correct), "total": int(metric.total),
-            "parse_failed": int(scores["parse_failed"]), "failed_ids": failed_ids}
+            "parse_failed": int(scores["parse_failed"]), "duplicates_dropped": dropped, "failed_ids": failed_ids}
 
 
 def table(result: dict[str, Any]) -> str:

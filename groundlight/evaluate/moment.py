@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groundlight.evaluate.io import InputError, as_window, read_json, read_jsonl, render_table
+from groundlight.evaluate.io import (
+    InputError,
+    add_duplicates_argument,
+    as_window,
+    read_json,
+    read_jsonl,
+    render_table,
+    unique_by_id,
+)
 from groundlight.metrics.moment import CONVENTIONS, MomentRetrieval
 
 NAME = "moment_retrieval"
@@ -38,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="etchat (default): float32 IoU, reversed predictions overlap nothing; "
         "timechat / lmms: reversed predictions sorted, hull union, float64",
     )
+    add_duplicates_argument(parser)
 
 
 def etchat_entry(entry: Any, where: str) -> Grounding:
@@ -73,29 +82,33 @@ def read_etchat(path: Path) -> list[Grounding]:
     return [etchat_entry(entry, f"{path}: entry {i}") for i, entry in enumerate(data)]
 
 
-def read_project(path: Path) -> list[Grounding]:
-    """A predict jsonl; lines of other tasks (``task`` other than moment_retrieval) are skipped."""
-    return [project_entry(entry, f"{path}: line {i + 1} (sample_id {entry.get('sample_id')!r})")
-            for i, entry in enumerate(read_jsonl(path)) if entry.get("task", "moment_retrieval") == "moment_retrieval"]
+def read_project(path: Path, duplicates: str = "error") -> tuple[list[Grounding], int]:
+    """A predict jsonl; lines of other tasks (``task`` other than moment_retrieval) are skipped. A ``sample_id``
+    seen twice is an error, or with ``duplicates="keep-first"`` the later lines are dropped and counted."""
+    entries = [(i, e) for i, e in enumerate(read_jsonl(path)) if e.get("task", "moment_retrieval") == "moment_retrieval"]
+    line = {id(e): i + 1 for i, e in entries}
+    kept, dropped = unique_by_id([e for _, e in entries], "sample_id", lambda i, e: f"{path}: line {line[id(e)]}", duplicates)
+    return [project_entry(e, f"{path}: line {line[id(e)]} (sample_id {e.get('sample_id')!r})") for e in kept], dropped
 
 
-def read_file(path: Path) -> list[Grounding]:
-    """An E.T. Chat file when it holds a JSON list, else a predict jsonl."""
-    return read_etchat(path) if path.read_text().lstrip().startswith("[") else read_project(path)
+def read_file(path: Path, duplicates: str = "error") -> tuple[list[Grounding], int]:
+    """An E.T. Chat file when it holds a JSON list, else a predict jsonl; and the duplicates dropped."""
+    return (read_etchat(path), 0) if path.read_text().lstrip().startswith("[") else read_project(path, duplicates)
 
 
-def read_groundings(path: Path) -> list[Grounding]:
+def read_groundings(path: Path, duplicates: str = "error") -> tuple[list[Grounding], int]:
     """Every query in ``path``, a file or a folder of ``*.json`` / ``*.jsonl`` files (sorted by name)."""
     if not path.is_dir():
-        return read_file(path)
+        return read_file(path, duplicates)
     files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and not p.name.startswith("."))
     if not files:
         raise InputError(f"{path}: folder holds no *.json or *.jsonl prediction files")
-    return [g for file in files for g in read_file(file)]
+    read = [read_file(file, duplicates) for file in files]
+    return [g for groundings, _ in read for g in groundings], sum(dropped for _, dropped in read)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    groundings = read_groundings(Path(args.pred))
+    groundings, dropped = read_groundings(Path(args.pred), getattr(args, "duplicates", "error"))
     if not groundings:
         raise InputError(f"{args.pred}: no samples to score")
     metric = MomentRetrieval(THRESHOLDS, convention=args.convention)
@@ -105,6 +118,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["mIoU"] = float(scores["mIoU"])
     result["failed"] = int(scores["parse_failed"])
     result["total"] = len(groundings)
+    result["duplicates_dropped"] = dropped
     result["convention"] = args.convention
     return result
 

@@ -18,10 +18,10 @@ RECORDS = [
 ]
 
 
-def run(path) -> dict:
+def run(path, *extra: str) -> dict:
     parser = argparse.ArgumentParser()
     mcq.add_arguments(parser)
-    return mcq.evaluate(parser.parse_args(["--pred", str(path)]))
+    return mcq.evaluate(parser.parse_args(["--pred", str(path), *extra]))
 
 
 def test_accuracy_by_hand(tmp_path):
@@ -29,7 +29,8 @@ def test_accuracy_by_hand(tmp_path):
     path = tmp_path / "preds.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
     result = run(path)
-    assert result == {"accuracy": 0.5, "correct": 2, "total": 4, "parse_failed": 1, "failed_ids": ["q4"]}
+    assert result == {"accuracy": 0.5, "correct": 2, "total": 4, "parse_failed": 1, "duplicates_dropped": 0,
+                      "failed_ids": ["q4"]}
     assert "parse_failed" in mcq.table(result)
 
 
@@ -57,3 +58,14 @@ def test_through_cli_main(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in RECORDS))
     assert cli.main(["mcq", "--pred", str(path), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["failed_ids"] == ["q4"]
+
+
+def test_a_duplicate_id_is_an_error_or_kept_once(tmp_path):
+    """The issue's case: a right answer repeated was counted twice (accuracy 0.833 where 0.5 is right)."""
+    path = tmp_path / "preds.jsonl"
+    rows = RECORDS + [RECORDS[0], RECORDS[1]]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"preds.jsonl: record 5: id 'q1' appears again \(first at .*record 1\)"):
+        run(path)
+    result = run(path, "--duplicates", "keep-first")
+    assert result["accuracy"] == 0.5 and result["total"] == 4 and result["duplicates_dropped"] == 2

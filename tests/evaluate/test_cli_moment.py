@@ -78,7 +78,7 @@ def test_project_jsonl_by_hand(tmp_path):
     (folder / "predictions.rank1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
     result = run_cli(tmp_path, "charades_sta", "--pred", str(folder))
     assert result == pytest.approx({"R1@0.3": 2 / 3, "R1@0.5": 2 / 3, "R1@0.7": 0.0, "mIoU": 1 / 3,
-                                    "failed": 1, "total": 3, "convention": "etchat"})
+                                    "failed": 1, "total": 3, "duplicates_dropped": 0, "convention": "etchat"})
 
 
 @pytest.mark.parametrize("content, message", [
@@ -105,3 +105,14 @@ def test_ill_formed_predictions_fail_as_officially(tmp_path):
                     '{"span": [0, 1], "pred": [0, 1]}]')
     result = run_cli(tmp_path, "charades_sta", "--pred", str(path))
     assert (result["failed"], result["total"], result["mIoU"], result["R1@0.7"]) == (3, 5, 0.2, 0.2)
+
+
+def test_a_duplicate_sample_id_is_an_error_or_kept_once(tmp_path, capsys):
+    rows = [{"sample_id": "a", "task": "moment_retrieval", "prediction": "x", "parsed": [0, 4], "windows": [[0, 4]]},
+            {"sample_id": "b", "task": "moment_retrieval", "prediction": "x", "parsed": None, "windows": [[0, 4]]}]
+    path = tmp_path / "predictions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [rows[0], rows[1], rows[0]]))
+    assert main(["charades_sta", "--pred", str(path)]) != 0
+    assert "predictions.jsonl: line 3: sample_id 'a' appears again" in capsys.readouterr().err
+    result = run_cli(tmp_path, "charades_sta", "--pred", str(path), "--duplicates", "keep-first")
+    assert result["mIoU"] == pytest.approx(0.5) and result["total"] == 2 and result["duplicates_dropped"] == 1
