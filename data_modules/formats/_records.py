@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -125,13 +126,16 @@ class Fields:
 
 
 def to_float(value: Any, what: str, where: Fields | tuple[str, int]) -> float:
-    """``float(value)`` or an ``AnnotationError`` saying which value is bad."""
+    """``float(value)`` or an ``AnnotationError`` saying which value is bad (NaN and infinities included)."""
     if isinstance(value, bool):
         value = None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise _error(where, f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise _error(where, f"{what} is not a finite number: {value!r}")
+    return number
 
 
 def check_window(

@@ -272,3 +272,23 @@ def test_verify_reads_label_and_evidence(tmp_path: Path) -> None:
 def test_verify_malformed_line_is_located(tmp_path: Path, change: dict, problem: str) -> None:
     path = jsonl(tmp_path / "bad.jsonl", [VERIFY_ROW, {**VERIFY_ROW, "id": "v1_s1", **change}])
     assert_fails_at(read_verify, path, 2, problem)
+
+
+@pytest.mark.parametrize("line, problem", [("v1 nan 3.0##a person sits.", "start is not a finite number"),
+                                           ("v1 1.0 inf##a person sits.", "end is not a finite number")])
+def test_charades_non_finite_times_name_the_line(tmp_path, line, problem):
+    from data_modules.formats.charades_sta import read_charades_sta
+
+    path = tmp_path / "test.txt"
+    path.write_text("v1 0.0 2.0##a person stands.\n" + line + "\n")
+    with pytest.raises(ValueError, match=rf"test.txt:2: {problem}"):
+        read_charades_sta(path, tmp_path)
+
+
+def test_qvhighlights_nan_duration_names_the_line(tmp_path):
+    from data_modules.formats.qvhighlights import read_qvhighlights
+
+    path = tmp_path / "val.jsonl"
+    path.write_text('{"qid": 1, "query": "a dog", "vid": "v_0_10", "duration": NaN, "relevant_windows": [[0, 2]]}\n')
+    with pytest.raises(ValueError, match=r"val.jsonl:1: field 'duration' is not a finite number"):
+        read_qvhighlights(path, tmp_path)
