@@ -173,9 +173,15 @@ def sample_id(path: str | Path, key: str | int) -> str:
     return f"{path.parent.name}/{path.name}:{key}"
 
 
-def video_path(video_dir: str | Path, video_id: str, video_ext: str) -> str:
-    """``video_dir/video_id + video_ext`` as a string."""
-    return str(Path(video_dir) / f"{video_id}{video_ext}")
+def video_path(video_dir: str | Path, video_id: str, video_ext: str = "",
+               where: Fields | tuple[str, int] | None = None) -> str:
+    """``video_dir/video_id + video_ext`` as a string; an absolute id or one that climbs out with ``..`` is an error
+    naming ``where`` (the annotation's file and line): a video path may not leave the data root."""
+    relative = Path(f"{video_id}{video_ext}")
+    if relative.is_absolute() or ".." in relative.parts:
+        problem = f"video path {str(relative)!r} leaves the data root {str(video_dir)!r}"
+        raise _error(where, problem) if where is not None else AnnotationError(str(video_dir), None, problem)
+    return str(Path(video_dir) / relative)
 
 
 def video_id(sample: Any) -> str:

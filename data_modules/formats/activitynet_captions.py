@@ -54,7 +54,7 @@ def _video_samples(vid: str, record: dict, path: str | Path, video_dir: str | Pa
             raise AnnotationError(str(path), line, f"{vid}[{index}]: expected a [start, end] pair and a sentence")
         start, end = (min(to_float(v, f"{vid} window bound", where), duration) for v in pair)
         samples.append(VideoSample(
-            sample_id=sample_id(path, f"{vid}:{index}"), video_path=video_path(video_dir, vid, ext),
+            sample_id=sample_id(path, f"{vid}:{index}"), video_path=video_path(video_dir, vid, ext, where),
             task="moment_retrieval", query=str(sentence).strip(), duration=duration,
             windows=[check_window(start, end, duration, where)], source=f"{path}:{line}", meta={"vid": vid},
         ))

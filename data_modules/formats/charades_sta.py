@@ -42,7 +42,7 @@ def parse_line(line: str, path: str | Path, number: int, video_dir: str | Path, 
     window = check_window(start, end, None, where)
     return VideoSample(
         sample_id=sample_id(path, number),
-        video_path=video_path(video_dir, parts[0], video_ext),
+        video_path=video_path(video_dir, parts[0], video_ext, where),
         task="moment_retrieval",
         query=query.strip(),
         windows=[window],

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_modules.formats._records import Fields, check_unique, records, write_json_list
+from data_modules.formats._records import Fields, check_unique, records, video_path, write_json_list
 from data_modules.samples import VideoSample
 from data_modules.tasks.evidence import EvidenceResponse
 
@@ -50,11 +50,17 @@ def read_d2vlm_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def _where(record: dict[str, Any]) -> tuple[str, int]:
+    path, _, line = record["source"].rpartition(":")
+    return path, int(line)
+
+
 def _video_sample(record: dict[str, Any], path: str | Path, video_dir: str | Path, task: str) -> VideoSample:
     response: EvidenceResponse = record["response"]
     prompt = record["prompt"].replace(IMAGE_PLACEHOLDER, "").strip()
     return VideoSample(
-        sample_id=record["id"], video_path=str(Path(video_dir) / record["video"]), task=task, query=prompt,
+        sample_id=record["id"], video_path=video_path(video_dir, record["video"], where=_where(record)), task=task,
+        query=prompt,
         duration=record["duration"], windows=list(response.spans), answer_text=response.render(),
         source=record["source"], meta={"events": len(response.spans)},
     )

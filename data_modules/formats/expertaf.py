@@ -35,7 +35,7 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
         raise fields.error(f"clip end {clip['end']:g} is not after its start {clip['start']:g}")
     return VideoSample(
         sample_id=sample_id(path, key),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="open_qa",
         query=fields.text("question") if fields.has("question") else FEEDBACK_QUESTION,
         answer_text=fields.text("feedback"),

@@ -30,7 +30,7 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     exercise = fields.text("exercise") if fields.has("exercise") else None
     return VideoSample(
         sample_id=sample_id(path, key),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="open_qa",
         query=fields.text("question"),
         answer_text=fields.text("answer"),

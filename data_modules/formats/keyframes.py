@@ -55,7 +55,7 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     options, answer = options_and_answer(fields, key)
     return VideoSample(
         sample_id=sample_id(path, key),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="mcq",
         query=fields.text("question"),
         duration=duration,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data_modules.formats._records import Fields, records, sample_id
+from data_modules.formats._records import Fields, records, sample_id, video_path
 from data_modules.samples import VideoSample
 
 _PLACEHOLDER = re.compile(r"<(?:image|video)>\s*", re.IGNORECASE)
@@ -49,7 +49,7 @@ def read_llava_video(path: str | Path, video_dir: str | Path) -> list[VideoSampl
     samples = []
     for line, record in records(path):
         fields = Fields(record, path, line)
-        video = Path(video_dir) / fields.text("video")
+        video = Path(video_path(video_dir, fields.text("video"), where=fields))
         key = fields.text("id") if fields.has("id") else str(line)
         for turn, (prompt, answer) in enumerate(_pairs(fields, "conversations", "from", "value", "human", "gpt")):
             samples.append(VideoSample(sample_id(path, f"{key}:{turn}"), str(video), "open_qa", prompt, answer_text=answer,

@@ -42,6 +42,7 @@ from data_modules.formats._records import (
     write_json_list,
 )
 from data_modules.samples import VideoSample
+from data_modules.tasks.prompts import LETTERS
 
 EXACT_QUESTION = "Based on what you observe in the video, which option is the most accurate?"
 
@@ -72,10 +73,12 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     key = fields.text("id")
     vid = fields.text("video_id") if fields.has("video_id") else key
     options, answer = options_and_answer(fields, key)
+    if len(options) > len(LETTERS):
+        raise fields.error(f"{len(options)} options: the prompt letters them A-{LETTERS[-1]}, at most {len(LETTERS)}")
     duration = fields.number("duration") if fields.has("duration") else None
     return VideoSample(
         sample_id=sample_id(path, key),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="mcq",
         query=fields.text("question") if fields.has("question") else EXACT_QUESTION,
         duration=duration,

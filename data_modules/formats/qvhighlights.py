@@ -82,7 +82,7 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     clip_ids, saliency = _saliency(fields, duration) if fields.has("saliency_scores") else (None, None)
     return VideoSample(
         sample_id=sample_id(path, f"qid{qid}"),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="moment_retrieval",
         query=fields.text("query"),
         duration=duration,

@@ -35,7 +35,7 @@ def parse_record(record: object, path: str | Path, line: int, video_dir: str | P
         meta |= {"template": fields.text("template"), "placeholders": fields.strings("placeholders")}
     return VideoSample(
         sample_id=sample_id(path, vid),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="open_qa",
         query=ACTION_QUESTION,
         answer_text=fields.text("label") if fields.has("label") else None,

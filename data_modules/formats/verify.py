@@ -37,7 +37,7 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     windows = fields.windows("relevant_windows", duration) if fields.has("relevant_windows") else []
     return VideoSample(
         sample_id=sample_id(path, key),
-        video_path=video_path(video_dir, vid, video_ext),
+        video_path=video_path(video_dir, vid, video_ext, fields),
         task="verify",
         query=fields.text("statement"),
         duration=duration,

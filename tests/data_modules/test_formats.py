@@ -292,3 +292,24 @@ def test_qvhighlights_nan_duration_names_the_line(tmp_path):
     path.write_text('{"qid": 1, "query": "a dog", "vid": "v_0_10", "duration": NaN, "relevant_windows": [[0, 2]]}\n')
     with pytest.raises(ValueError, match=r"val.jsonl:1: field 'duration' is not a finite number"):
         read_qvhighlights(path, tmp_path)
+
+
+@pytest.mark.parametrize("vid", ["../outside", "/etc/passwd", "a/../../b"])
+def test_a_video_path_leaving_the_data_root_names_the_line(tmp_path, vid):
+    from data_modules.formats.mcq import read_mcq
+
+    path = tmp_path / "test.json"
+    record = {"id": "q1", "video_id": vid, "question": "Which?", "options": ["a", "b"], "answer_index": 0}
+    path.write_text(json.dumps([record]))
+    with pytest.raises(ValueError, match=r"test.json:\d+: video path .* leaves the data root"):
+        read_mcq(path, tmp_path / "videos")
+
+
+def test_more_options_than_letters_is_refused_by_the_reader(tmp_path):
+    from data_modules.formats.mcq import read_mcq
+
+    path = tmp_path / "test.json"
+    record = {"id": "q1", "question": "Which?", "options": [str(i) for i in range(11)], "answer_index": 0}
+    path.write_text(json.dumps([record]))
+    with pytest.raises(ValueError, match=r"test.json:\d+: 11 options: the prompt letters them A-J, at most 10"):
+        read_mcq(path, tmp_path)
