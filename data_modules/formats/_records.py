@@ -12,12 +12,21 @@ from data_modules.samples import AnnotationError
 from groundlight.io import write_jsonl_atomic, write_text_atomic
 
 
+def read_text(path: str | Path) -> str:
+    """The file as UTF-8; bytes that are not UTF-8 are an error naming the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise AnnotationError(str(path), line, f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})") from None
+
+
 def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines of a text file with their 1-based numbers, stripped."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line.strip()
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if line.strip():
+            yield number, line.strip()
 
 
 def jsonl_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -33,7 +42,7 @@ def jsonl_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 def json_list_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """``(line where the element starts, element)`` for each element of a top-level JSON list."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     decoder, position = json.JSONDecoder(), text.find("[")
     if position < 0:
         raise AnnotationError(str(path), 1, "expected a JSON list of records")

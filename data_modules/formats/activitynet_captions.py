@@ -14,7 +14,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_modules.formats._records import check_window, sample_id, to_float, video_path
+from data_modules.formats._records import (
+    check_window,
+    read_text,
+    sample_id,
+    to_float,
+    video_path,
+)
 from data_modules.samples import AnnotationError, VideoSample
 
 
@@ -24,7 +30,7 @@ def read_activitynet_captions(path: str | Path, video_dir: str | Path, video_ext
     Raises:
         AnnotationError: bad JSON, a missing field, mismatched timestamps/sentences or a reversed window.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         videos = json.loads(text)
     except json.JSONDecodeError as error:

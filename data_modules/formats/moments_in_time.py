@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_modules.formats._records import check_unique, sample_id
+from data_modules.formats._records import check_unique, read_text, sample_id
 from data_modules.formats.ssv2 import ACTION_QUESTION
 from data_modules.samples import AnnotationError, VideoSample
 
@@ -51,8 +51,8 @@ def read_moments_in_time(path: str | Path, video_dir: str | Path) -> list[VideoS
     Raises:
         AnnotationError: a row without filename and label, or non-numeric response counts.
     """
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if any(f.strip() for f in row)]
+    lines = read_text(path).splitlines(keepends=True)
+    rows = [(number, row) for number, row in enumerate(csv.reader(lines), start=1) if any(f.strip() for f in row)]
     if rows and rows[0][1][0].strip().lower() == "filename":
         rows = rows[1:]
     samples = [parse_row(row, path, number, video_dir) for number, row in rows]

@@ -313,3 +313,13 @@ def test_more_options_than_letters_is_refused_by_the_reader(tmp_path):
     path.write_text(json.dumps([record]))
     with pytest.raises(ValueError, match=r"test.json:\d+: 11 options: the prompt letters them A-J, at most 10"):
         read_mcq(path, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["test.txt", "test.jsonl", "test.json"])
+def test_non_utf8_bytes_name_the_file_and_line(tmp_path, name):
+    from data_modules.formats._records import numbered_lines, records
+
+    path = tmp_path / name
+    path.write_bytes(b'[\n{"id": 1},\n{"id": "caf\xe9"}\n]\n' if name.endswith(".json") else b'{"id": 1}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=rf"{name}:\d: not UTF-8 text \(byte 0xe9"):
+        list(numbered_lines(path)) if name.endswith(".txt") else records(path)
