@@ -57,19 +57,32 @@ class GroundingModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self._log_skipped_videos(batch, "train")
         if not batch["samples"]:
-            return None
+            return self._skip()
         loss, diagnostics = self.loss(batch)
         size = len(batch["samples"])
         if not torch.isfinite(loss):
             self.skipped_batches += 1
             ids = [s.sample_id for s in batch["samples"]]
             log.warning("non-finite loss %s (diagnostics %s); skipping batch of %s", loss.item(), diagnostics, ids)
-            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=size)
-            return None
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=size,
+                     sync_dist=self._distributed, reduce_fx="sum")
+            return self._skip()
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in diagnostics.items():
             self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
         return loss
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _skip(self) -> torch.Tensor | None:
+        """What a skipped batch returns. Alone, ``None``: Lightning skips the optimizer step. Under a distributed
+        strategy every rank must join the gradient all-reduce, which ``None`` would leave hanging (Lightning refuses
+        it): a zero loss over every trainable parameter, so this rank adds zero gradients to the others' average."""
+        if not self._distributed:
+            return None
+        return sum((p.sum() for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)) * 0.0
 
     def generate_texts(self, batch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         """The generation hook: greedy answers for a prompt batch, and per sample any fields the method adds

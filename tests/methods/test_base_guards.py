@@ -53,3 +53,23 @@ def test_schedule_warmup_then_cosine_to_floor():
     assert config.factor(9, 110) == 1.0
     assert abs(config.factor(60, 110) - 0.55) < 1e-9  # halfway: 0.1 + 0.9 * 0.5
     assert abs(config.factor(110, 110) - 0.1) < 1e-9
+
+
+def test_a_skip_under_a_distributed_strategy_is_a_zero_loss_on_every_trainable_parameter(tiny_backbone):
+    """Lightning refuses ``None`` from a DDP training step: the skip joins the all-reduce with zero gradients."""
+    from types import SimpleNamespace
+
+    module = FixedLoss(tiny_backbone, float("inf"))
+    logged = []
+    module.log = lambda name, value, **kwargs: logged.append((name, value, kwargs))
+    module._trainer = SimpleNamespace(world_size=2)
+    samples = [VideoSample("s0", "v.mp4", "verify", "statement", label=True)]
+    loss = module.training_step({"samples": samples, "skipped_videos": 0}, 0)
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert grads and all(g is not None and not g.any() for g in grads)
+    assert module.skipped_batches == 1
+    assert logged == [("train/skipped_batches", 1.0, {"batch_size": 1, "sync_dist": True, "reduce_fx": "sum"})]
+    empty = module.training_step({"samples": [], "skipped_videos": 1}, 1)
+    assert empty.item() == 0.0
