@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
 from data_modules.readers import read_task_split
 from data_modules.samples import FRAGMENT_TASKS, VideoSample
@@ -189,6 +189,30 @@ class EpochShuffleSampler(Sampler[int]):
         return self.length
 
 
+class EvalShardSampler(DistributedSampler):
+    """Evaluation under a distributed strategy: rank ``r`` of ``n`` takes indices ``r, r + n, ...``, each sample
+    exactly once. ``DistributedSampler`` pads every rank to the same length with repeated samples, which the
+    metrics then count twice (7 questions on 2 ranks scored as 8); torchmetrics syncs uneven ranks fine.
+    Lightning leaves a ``DistributedSampler`` it is given in place."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
+
+def eval_sampler(data: Dataset) -> Sampler[int] | None:
+    """An :class:`EvalShardSampler` when a process group of more than one rank is running, else ``None``."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    world = torch.distributed.get_world_size()
+    return EvalShardSampler(data, world, torch.distributed.get_rank()) if world > 1 else None
+
+
 class TaskMix(ConcatDataset):
     """Ordinary samples (``VideoTaskDataset``) then fragment questions (``FragmentDataset``), indexed as one."""
 
@@ -346,7 +370,7 @@ class GroundingDataModule(L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size if with_answer else self.eval_batch_size,
-            sampler=self._sampler(data) if shuffle else None,
+            sampler=self._sampler(data) if shuffle else eval_sampler(data),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=with_answer),
@@ -396,8 +420,10 @@ class GroundingDataModule(L.LightningDataModule):
 
     def eval_loader(self, samples: Sequence[VideoSample], **overrides: Any) -> DataLoader:
         """A generation loader over arbitrary samples (controls: shuffled video, blank frames, swaps)."""
+        data = self.dataset(samples, **overrides)
         return DataLoader(
-            self.dataset(samples, **overrides),
+            data,
+            sampler=eval_sampler(data),
             batch_size=self.eval_batch_size,
             num_workers=self.num_workers,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=False),

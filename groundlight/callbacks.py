@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
 from groundlight.io import write_json_atomic, write_jsonl_atomic
@@ -39,11 +40,16 @@ class RunSummary(L.Callback):
         self.run_dir, self.config_paths = Path(run_dir), paths
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        records = list(getattr(pl_module, "test_records", []))
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * trainer.world_size  # every rank's questions (each asked on one rank only)
+            torch.distributed.all_gather_object(gathered, records)
+            records = [record for rank in gathered for record in rank]
         if not trainer.is_global_zero:
             return
         metrics = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         config = self.config_paths[0] if self.config_paths else None
-        write_jsonl_atomic(self.run_dir / "test_records.jsonl", getattr(pl_module, "test_records", []))
+        write_jsonl_atomic(self.run_dir / "test_records.jsonl", records)
         write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": config, "configs": self.config_paths})
 
 

@@ -1,0 +1,61 @@
+"""Two CPU processes (gloo) through Lightning's own strategy: every test question is asked exactly once, and the
+records file holds every rank's questions (slow: spawning processes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from groundlight.callbacks import RunSummary
+from groundlight.cli import lightning_main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _test_run(synth_dir: Path, out: Path, devices: int) -> tuple[dict, list[dict]]:
+    torch.manual_seed(0)
+    cli = lightning_main([
+        "--config", "experiments/sft/synth.yaml", "--data.init_args.data_dir", str(synth_dir),
+        "--data.init_args.tasks", "[mcq]", "--data.init_args.max_eval_samples", "7", "--data.init_args.cache_visual", "false",
+        "--runs_dir", str(out / "cli"), "--trainer.logger", "false",
+    ], run=False)
+    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        callbacks=[RunSummary(out, None)])
+    results = trainer.test(cli.model, cli.datamodule)
+    records = [json.loads(line) for line in (out / "test_records.jsonl").read_text().splitlines()]
+    return results[0], records
+
+
+@pytest.fixture(scope="module")
+def runs(synth_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    previous = Path.cwd()
+    import os
+
+    os.chdir(ROOT)
+    try:
+        return _test_run(synth_dir, out / "one", devices=1), _test_run(synth_dir, out / "two", devices=2)
+    finally:
+        os.chdir(previous)
+
+
+@pytest.mark.slow
+def test_two_processes_ask_every_question_once_and_keep_every_record(runs):
+    """7 questions on 2 ranks: the padding sampler asked one twice (8); the shard sampler asks 4 + 3."""
+    (_, one), (_, two) = runs
+    assert len(one) == 7 and sorted(r["sample_id"] for r in two) == sorted(r["sample_id"] for r in one)
+    for score in one[0]["scores"]:
+        assert sum(r["scores"][score] for r in two) == pytest.approx(sum(r["scores"][score] for r in one))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known bug: under ddp_spawn rank 0's metric state already holds both ranks' "
+                   "counts before compute() syncs, so counts (parse_failed) come out doubled; cause not found yet")
+def test_two_processes_log_the_one_process_metrics(runs):
+    (one, _), (two, _) = runs
+    assert two == pytest.approx(one)
