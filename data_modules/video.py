@@ -137,12 +137,36 @@ class Clip:
     path: str
 
 
+CONTAINERS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv",
+              ".3gp", ".ogv")
+"""Extensions a video named by an annotation may carry; PyAV opens all of them."""
+
+
+def resolve_video(path: str | Path) -> Path:
+    """``path`` when it is a file; otherwise the one file beside it with the same stem and another video
+    extension (annotations name ``<id>.mp4`` while a dataset ships ``<id>.webm`` or ``.mkv``). Two candidates, or
+    none, is a ``VideoError`` naming them."""
+    file = Path(path)
+    if file.is_file():
+        return file
+    stem = file.stem if file.suffix.lower() in CONTAINERS else file.name
+    found = sorted(p for p in file.parent.glob(f"{glob_escape(stem)}.*") if p.suffix.lower() in CONTAINERS and p.is_file()) \
+        if file.parent.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise VideoError(path, f"no such video file, and {len(found)} with its name: {[p.name for p in found]}")
+    raise VideoError(path, "no such video file")
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 @contextmanager
 def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """Open ``path`` and yield its container and first video stream, or raise ``VideoError``."""
-    file = Path(path)
-    if not file.is_file():
-        raise VideoError(path, "no such video file")
+    file = resolve_video(path)
     if file.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
     try:

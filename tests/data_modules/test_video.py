@@ -129,3 +129,17 @@ def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
         container.mux(stream.encode())
     with pytest.raises(VideoError, match=r"audio\.m4a.*no video stream"):
         probe(path)
+
+
+def test_a_video_is_found_whatever_its_container(tmp_path):
+    """Annotations name <id>.mp4; a dataset that ships <id>.mkv (or .webm, .ts, ...) is found, one candidate only."""
+    from data_modules.video import VideoError, resolve_video
+
+    (tmp_path / "clip.mkv").write_bytes(b"x")
+    assert resolve_video(tmp_path / "clip.mp4") == tmp_path / "clip.mkv"
+    assert resolve_video(tmp_path / "clip") == tmp_path / "clip.mkv"
+    (tmp_path / "clip.webm").write_bytes(b"x")
+    with pytest.raises(VideoError, match=r"2 with its name: \['clip.mkv', 'clip.webm'\]"):
+        resolve_video(tmp_path / "clip.mp4")
+    with pytest.raises(VideoError, match="no such video file"):
+        resolve_video(tmp_path / "other.mp4")
