@@ -27,7 +27,7 @@ from data_modules.samples import VideoSample
 from data_modules.tasks.evidence import EvidenceResponse
 from groundlight.backbones.base import LoraOptions
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
-from groundlight.bench.model import peak_rss_delta, return_freed_memory, sft_step
+from groundlight.bench.model import interleaved, return_freed_memory, sft_step
 from groundlight.io import write_json_atomic
 from groundlight.methods.d2vlm import D2VLMModule, EvidenceOptions, FPOOptions
 from groundlight.methods.d2vlm.module import EvidenceDecoder, Scores
@@ -101,18 +101,6 @@ def _fpo_full_copy(module: D2VLMModule, reference: D2VLMModule, batch: dict[str,
     optimizer.zero_grad(set_to_none=True)
 
 
-def _interleaved(steps: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, int | None]]:
-    for step in steps.values():
-        step()  # warm-up (optimizer state allocated)
-    runs: dict[str, list[tuple[float, int | None]]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            runs[name].append(peak_rss_delta(step))
-    seconds = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
-    memory = {name: max((m for _, m in r if m is not None), default=None) for name, r in runs.items()}
-    return seconds, memory
-
-
 def _evi_overhead(repeats: int, frames: int, side: int) -> dict[str, float]:
     """Seconds of one cached decode step and of the hook's work on one generated ``<evi>``."""
     module = D2VLMModule(_backbone(False, side), evidence=EvidenceOptions(aggregation_layer=1)).eval()
@@ -150,7 +138,7 @@ def run(out_dir: Path, repeats: int = 5, frames: int = FRAMES, side: int = SIDE)
     module.backbone.vision_encoder().requires_grad_(False)
     batch = _batch(module, [CHOSEN], **sized)
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-5)
-    seconds, _ = _interleaved({
+    seconds, _ = interleaved({
         "sft": lambda: sft_step(module.backbone, batch, optimizer),
         "d2vlm": lambda: _step(module, batch, optimizer),
         "two_pass": lambda: _two_pass(module, batch, optimizer),
@@ -172,7 +160,7 @@ def run(out_dir: Path, repeats: int = 5, frames: int = FRAMES, side: int = SIDE)
         finally:
             lora.stage = "sft"
 
-    memory_seconds, memory = _interleaved({
+    memory_seconds, memory = interleaved({
         "sft": lambda: _step(lora, both, lora_optimizer),
         "fpo_adapter_disabled": lambda: fpo("adapter-disabled"),
         "fpo_full_copy": lambda: _fpo_full_copy(lora, reference, pair, lora_optimizer),

@@ -16,7 +16,6 @@ from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.io import write_json_atomic
 from groundlight.losses import answer_cross_entropy
 
-
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
@@ -61,6 +60,20 @@ def peak_rss_delta(fn) -> tuple[float, int | None]:  # noqa: ANN001
     seconds = time.perf_counter() - start
     peak = _status_kb("VmHWM") if before is not None else None
     return seconds, (peak - before) * 1024 if peak is not None else None
+
+
+def interleaved(steps: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, int | None]]:
+    """Each step once to warm up (optimizer state allocated), then ``repeats`` rounds of every step in turn:
+    median seconds and largest peak RSS growth per step (side by side, so a busy machine slows them alike)."""
+    for step in steps.values():
+        step()
+    runs: dict[str, list[tuple[float, int | None]]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            runs[name].append(peak_rss_delta(step))
+    seconds = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
+    memory = {name: max((m for _, m in r if m is not None), default=None) for name, r in runs.items()}
+    return seconds, memory
 
 
 def _status_kb(field: str) -> int:

@@ -10,7 +10,6 @@ Three steps on the same model and batch, measured interleaved in one process:
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,10 +18,20 @@ import torch
 
 from data_modules.samples import VideoSample
 from groundlight.attention.probe import last_prompt_positions
-from groundlight.bench.model import make_items, peak_rss_delta, return_freed_memory, sft_step, tiny_backbone
+from groundlight.bench.model import (
+    interleaved,
+    make_items,
+    return_freed_memory,
+    sft_step,
+    tiny_backbone,
+)
 from groundlight.io import write_json_atomic
 from groundlight.losses import answer_cross_entropy
-from groundlight.methods.self_consistency import ConsistencyOptions, PathwayAttention, SelfConsistencyModule
+from groundlight.methods.self_consistency import (
+    ConsistencyOptions,
+    PathwayAttention,
+    SelfConsistencyModule,
+)
 
 LAYER = 1
 def sc_batch(backbone: Any, frames: int, side: int) -> dict[str, Any]:
@@ -83,14 +92,7 @@ def run(out_dir: Path, repeats: int = 5, frames: int = 64, side: int = 224) -> d
         "sc": lambda: sc_step(module, batch, optimizer),
         "naive": lambda: naive_step(module, batch, optimizer),
     }
-    for step in steps.values():
-        step()  # warm-up (optimizer state allocated)
-    runs: dict[str, list[tuple[float, int | None]]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            runs[name].append(peak_rss_delta(step))
-    time = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
-    memory = {name: max((m for _, m in r if m is not None), default=None) for name, r in runs.items()}
+    time, memory = interleaved(steps, repeats)
     result: dict[str, Any] = {
         "tokens": int(batch["input_ids"].shape[1]),
         "visual_tokens": int((batch["frame_index"] >= 0).sum()),

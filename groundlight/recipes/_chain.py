@@ -129,6 +129,22 @@ def add_common_arguments(parser: argparse.ArgumentParser, data_dir: str, root: s
     parser.add_argument("--dry-run", action="store_true", help="print the steps that would run; run and write nothing")
 
 
+def add_seed_arguments(parser: argparse.ArgumentParser, report: str,
+                       eval_help: str = "extra options for every test") -> None:
+    """Options of the multi-seed science recipes: the seeds, extra test options, and leaving out the report."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-args", type=shlex.split, default=[], help=eval_help)
+    parser.add_argument("--no-report", action="store_true", help=f"leave out `{report}` (one seed of a larger set)")
+
+
+def recipe_main(parser: Callable[[], argparse.ArgumentParser], run: Callable[[Chain, argparse.Namespace], None],
+                argv: list[str] | None) -> int:
+    """A recipe module's ``main``: parse, build the chain (a dry run prints), run."""
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    run(chain_for(args), args)
+    return 0
+
+
 def chain_for(args: argparse.Namespace, runner: Runner | None = None) -> Chain:
     """The chain a recipe's parsed options ask for (a dry run prints instead of running)."""
     if args.dry_run:

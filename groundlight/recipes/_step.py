@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("words", nargs=argparse.REMAINDER)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     words = args.words[1:] if args.words[:1] == ["--"] else args.words
-    from groundlight.cli import lightning_main, main as groundlight_main
+    from groundlight.cli import lightning_main
+    from groundlight.cli import main as groundlight_main
 
     if words[0] not in LIGHTNING_SUBCOMMANDS:
         code = groundlight_main(words)

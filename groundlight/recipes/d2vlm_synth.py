@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
-from groundlight.recipes._chain import Chain, Done, add_common_arguments, chain_for
+from groundlight.recipes._chain import (
+    Chain,
+    Done,
+    add_common_arguments,
+    add_seed_arguments,
+    recipe_main,
+)
 
 CONFIGS = {"text_timestamps": "experiments/d2vlm/synth_text.yaml", "evi": "experiments/d2vlm/synth.yaml",
            "evi_fpo": "experiments/d2vlm/synth_fpo.yaml"}
@@ -50,14 +55,10 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe d2vlm-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/d2vlm/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_seed_arguments(parser, "analyze d2vlm")
     parser.add_argument("--fpo-args", type=shlex.split, default=[], help="extra options for the FPO stage's fit")
-    parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test")
-    parser.add_argument("--no-report", action="store_true", help="leave out `analyze d2vlm` (one seed of a larger set)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    run(chain_for(args), args)
-    return 0
+    return recipe_main(parser, run, argv)

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from groundlight.methods.groundvts.report import VARIANTS
-from groundlight.recipes._chain import Chain, Done, add_common_arguments, chain_for
+from groundlight.recipes._chain import (
+    Chain,
+    Done,
+    add_common_arguments,
+    add_seed_arguments,
+    recipe_main,
+)
 
 STAGE = "experiments/groundvts/synth_stage{}.yaml"
 BUDGET = "--config experiments/base/groundvts_tiny_budget.yaml"
@@ -87,17 +92,13 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe groundvts-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/groundvts/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test and predict")
+    add_seed_arguments(parser, "analyze vts-seeds", eval_help="extra options for every test and predict")
     parser.add_argument("--budget", type=shlex.split, default=shlex.split(BUDGET),
                         help=f"configs added to stage 2 and every variant (default '{BUDGET}')")
     parser.add_argument("--stage1-steps", type=int, default=150)
     parser.add_argument("--stage2-steps", type=int, default=400)
-    parser.add_argument("--no-report", action="store_true", help="leave out `analyze vts-seeds` (one seed of a larger set)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    run(chain_for(args), args)
-    return 0
+    return recipe_main(parser, run, argv)

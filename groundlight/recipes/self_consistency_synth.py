@@ -14,11 +14,15 @@ both tested, both analysed with ``groundlight analyze attention`` (keyframe MCQ 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from groundlight.methods.self_consistency.report import STEER_MODES
-from groundlight.recipes._chain import Chain, Done, add_common_arguments, chain_for
+from groundlight.recipes._chain import (
+    Chain,
+    Done,
+    add_common_arguments,
+    add_seed_arguments,
+    recipe_main,
+)
 
 RUNS = {"sft": "experiments/self_consistency/synth_sft.yaml", "sc": "experiments/self_consistency/synth.yaml"}
 STEERING = "groundlight.attention.steering.AttentionSteering"
@@ -71,15 +75,11 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe self-consistency-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/self_consistency/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test and analysis")
+    add_seed_arguments(parser, "analyze self-consistency", eval_help="extra options for every test and analysis")
     parser.add_argument("--layer", type=int, default=1, help="the probed and steered decoder layer (synth.yaml: 1)")
-    parser.add_argument("--no-report", action="store_true", help="leave out `analyze self-consistency`")
     parser.add_argument("--steer-only", action="store_true", help="only the SFT fit (skipped if done) and its steering tests")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    run(chain_for(args), args)
-    return 0
+    return recipe_main(parser, run, argv)

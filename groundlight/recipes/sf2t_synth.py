@@ -14,11 +14,15 @@ the fragment questions of the test clips and the FineVidBench-style test questio
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from groundlight.methods.sf2t.report import SAMPLING
-from groundlight.recipes._chain import Chain, Done, add_common_arguments, chain_for
+from groundlight.recipes._chain import (
+    Chain,
+    Done,
+    add_common_arguments,
+    add_seed_arguments,
+    recipe_main,
+)
 
 CONFIGS = {"base": "experiments/sf2t/synth_sft.yaml", "sf2t": "experiments/sf2t/synth.yaml",
            "sft": "experiments/sf2t/synth_sft.yaml", "sf2t_then_sft": "experiments/sf2t/synth_then_sft.yaml"}
@@ -64,13 +68,9 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundlight recipe sf2t-synth", description=__doc__.splitlines()[0])
     add_common_arguments(parser, data_dir="data/synth", root="runs/sf2t/synth")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-args", type=shlex.split, default=[], help="extra options for every test")
-    parser.add_argument("--no-report", action="store_true", help="leave out `analyze sf2t` (one seed of a larger set)")
+    add_seed_arguments(parser, "analyze sf2t")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    run(chain_for(args), args)
-    return 0
+    return recipe_main(parser, run, argv)
