@@ -268,7 +268,7 @@ class VideoBackbone(nn.Module, ABC):
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
     def greedy_tokens(self, batch: dict[str, Any], embeds: torch.Tensor, max_new_tokens: int,
-                      on_step: Any = None) -> torch.Tensor:
+                      on_step: Any = None, stop_at_eos: bool = True) -> torch.Tensor:
         """Greedy ids ``(B, N)`` from input ``embeds`` with a KV cache; ``on_step(step, token, hidden_states)`` may
         return ``(B, 1, D)`` to add to the next token's input embedding (D²VLM's evidence aggregation)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step-hooked generation")

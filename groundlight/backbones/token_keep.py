@@ -136,12 +136,13 @@ class TokenKeep:
 
     @torch.no_grad()
     def greedy_tokens(self, batch: dict[str, Any], embeds: torch.Tensor, max_new_tokens: int,
-                      on_step: StepHook | None = None) -> torch.Tensor:
+                      on_step: StepHook | None = None, stop_at_eos: bool = True) -> torch.Tensor:
         """Greedy ids ``(B, N)`` (pad after EOS) over the whole prompt batch with input ``embeds`` and a KV cache;
-        ``on_step`` sees every step's hidden states and may add to the next token's embedding."""
+        ``on_step`` sees every step's hidden states and may add to the next token's embedding. ``stop_at_eos=False``
+        always runs ``max_new_tokens`` steps (benchmarks)."""
         inputs = self.kept_inputs(batch, embeds, batch["attention_mask"].bool())
         with self.kept_context(inputs):
-            return self._greedy(inputs, max_new_tokens, use_cache=True, on_step=on_step)
+            return self._greedy(inputs, max_new_tokens, use_cache=True, stop_at_eos=stop_at_eos, on_step=on_step)
 
     def kept_context(self, inputs: dict[str, Any]) -> AbstractContextManager:
         """Anything the family's LLM needs around a run on ``kept_inputs`` (Qwen3-VL: DeepStack features)."""

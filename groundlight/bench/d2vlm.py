@@ -111,12 +111,12 @@ def _evi_overhead(repeats: int, frames: int, side: int) -> dict[str, float]:
 
         def decode(tokens: int) -> float:
             start = time.perf_counter()
-            module.backbone.greedy_tokens(batch, embeds, tokens, on_step=lambda *a: None)
+            module.backbone.greedy_tokens(batch, embeds, tokens, on_step=lambda *a: None, stop_at_eos=False)
             return time.perf_counter() - start
 
         short = statistics.median(decode(1) for _ in range(repeats))
-        long = statistics.median(decode(9) for _ in range(repeats))
-        step = (long - short) / 8
+        long = statistics.median(decode(17) for _ in range(repeats))
+        step = (long - short) / 16  # 16 cached steps: the prefill cancels out
         hidden = module.backbone(batch, output_hidden_states=True).hidden_states
         decoder = EvidenceDecoder(module, batch)
         decoder(0, torch.tensor([0]), hidden)  # the prompt's frame features, once per question

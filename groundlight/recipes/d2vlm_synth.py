@@ -1,8 +1,9 @@
 """``groundlight recipe d2vlm-synth``: text timestamps vs evidence tokens vs evidence tokens + FPO on synth.
 
 Per seed, under ``<root>/seed<N>/``, all from groundlight-tiny with the same data and step budget: the text-timestamp
-baseline (``synth_text.yaml``), D²VLM's SFT stage (``synth.yaml``) and its FPO stage (``synth_fpo.yaml``,
-``init_from`` the SFT stage's checkpoint), each fitted then tested on the same test questions. The D²VLM tasks are
+baseline (``synth_text.yaml``), D²VLM's SFT stage (``synth.yaml``) and its FPO stage from the SFT stage's checkpoint,
+without a reference as released (``synth_fpo.yaml``) and with a precomputed one (``synth_fpo_reference.yaml``), each
+fitted then tested on the same test questions. The D²VLM tasks are
 made first with ``groundlight data d2vlm-synth`` when missing. Then ``groundlight analyze d2vlm`` writes
 ``<root>/summary.json``.
 
@@ -24,7 +25,7 @@ from groundlight.recipes._chain import (
 )
 
 CONFIGS = {"text_timestamps": "experiments/d2vlm/synth_text.yaml", "evi": "experiments/d2vlm/synth.yaml",
-           "evi_fpo": "experiments/d2vlm/synth_fpo.yaml"}
+           "evi_fpo": "experiments/d2vlm/synth_fpo.yaml", "evi_fpo_reference": "experiments/d2vlm/synth_fpo_reference.yaml"}
 
 
 def seed_chain(chain: Chain, seed: int, args: argparse.Namespace) -> list[Done]:
@@ -36,8 +37,9 @@ def seed_chain(chain: Chain, seed: int, args: argparse.Namespace) -> list[Done]:
                 "--data.init_args.data_dir", args.data_dir, "--seed_everything", seed, "--data.init_args.seed", seed]
 
     fits = {run: chain.run(f"seed{seed}.{run}.fit", [*cli("fit", run), *args.fit_args]) for run in ("text_timestamps", "evi")}
-    fits["evi_fpo"] = chain.run(f"seed{seed}.evi_fpo.fit", [*cli("fit", "evi_fpo"), "--model.init_args.init_from",
-                                                            fits["evi"].checkpoint, *args.fpo_args], after=[fits["evi"]])
+    for run in ("evi_fpo", "evi_fpo_reference"):
+        fits[run] = chain.run(f"seed{seed}.{run}.fit", [*cli("fit", run), "--model.init_args.init_from", fits["evi"].checkpoint,
+                                                        *args.fpo_args], after=[fits["evi"]])
     return [chain.run(f"seed{seed}.{run}.test", [*cli("test", run), "--ckpt_path", fit.checkpoint, *args.eval_args],
                       outputs=[f"{runs}/{run}/summary.json", f"{runs}/{run}/test_records.jsonl"], after=[fit])
             for run, fit in fits.items()]

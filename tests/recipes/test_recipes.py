@@ -229,4 +229,4 @@ def test_d2vlm_fpo_starts_from_the_evidence_sft_stage_and_every_run_is_tested(wo
     fpo = next(c for c in calls if c[0] == "fit" and "runs/d2vlm/synth/seed0/evi_fpo" in c)
     assert fpo[fpo.index("--model.init_args.init_from") + 1] == "runs/d2vlm/synth/seed0/evi/checkpoints/last.ckpt"
     tested = [c[c.index("--experiment") + 1].rsplit("/", 1)[1] for c in calls if c[0] == "test"]
-    assert tested == ["text_timestamps", "evi", "evi_fpo"]
+    assert tested == ["text_timestamps", "evi", "evi_fpo", "evi_fpo_reference"]

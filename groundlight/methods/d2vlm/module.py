@@ -436,9 +436,10 @@ class EvidenceDecoder:
 
     def __call__(self, step: int, token: torch.Tensor, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
         module, options = self.module, self.module.evidence
-        if step == 0:
+        if step == 0:  # the prompt's frame features, once: (D, U) scaled so that a product gives sim = evi·frm/√d
             features = hidden_states[options.feature_layer]
-            self.frames = [module.frame_head((u.pool.to(features.dtype) @ features[b]).float()) for b, u in enumerate(self.units)]
+            self.frames = [module.frame_head((u.pool.to(features.dtype) @ features[b]).float()).T / features.shape[-1] ** 0.5
+                           for b, u in enumerate(self.units)]
             if options.aggregation_layer is not None:
                 states = hidden_states[options.aggregation_layer]
                 self.aggregated = [u.pool.to(states.dtype) @ states[b] for b, u in enumerate(self.units)]
@@ -447,9 +448,9 @@ class EvidenceDecoder:
             return None
         predicting = hidden_states[options.feature_layer][:, -1]
         extra = predicting.new_zeros(predicting.shape[0], 1, predicting.shape[-1])
-        for b in rows:
-            evidence = module.evidence_head(predicting[b].float()).unsqueeze(0)
-            probabilities = torch.sigmoid(evidence_logits(evidence, self.frames[b].unsqueeze(0)))[0]
+        evidence = module.evidence_head(predicting[rows].float())  # (R, P): the states that predicted each <evi>
+        for row, b in enumerate(rows):
+            probabilities = torch.sigmoid(evidence[row] @ self.frames[b])  # evidence_logits, as a product
             chosen = salient_span(probabilities, options.threshold)
             self.spans[b].append(list(self.units[b].seconds(chosen)))
             if self.aggregated:

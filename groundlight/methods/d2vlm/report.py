@@ -1,8 +1,8 @@
 """Collect ``groundlight recipe d2vlm-synth``'s runs into ``<root>/summary.json`` (``groundlight analyze d2vlm``).
 
 Expected under ``--root``/``seed<N>`` for each seed, each run with ``summary.json`` and ``test_records.jsonl``:
-``text_timestamps`` (the baseline: spans written as text), ``evi`` (D²VLM's SFT stage) and ``evi_fpo`` (its FPO
-stage). Every run answers the same test questions. Each question's ``evidence_F1`` and ``evidence_mIoU`` is also
+``text_timestamps`` (the baseline: spans written as text), ``evi`` (D²VLM's SFT stage), ``evi_fpo`` (its FPO
+stage without a reference, as released) and ``evi_fpo_reference`` (with a precomputed reference). Every run answers the same test questions. Each question's ``evidence_F1`` and ``evidence_mIoU`` is also
 filed under its kind: ``single_*`` (one event) or ``multi_*`` (two or more).
 
 The no-model control ``constant``: one span at the same fractions of every video, the pair of fractions (a 0.05
@@ -27,7 +27,7 @@ from groundlight.analysis.stats import compare_runs
 from groundlight.io import write_json_atomic
 from groundlight.metrics.evidence import evidence_scores
 
-RUNS = ("text_timestamps", "evi", "evi_fpo")
+RUNS = ("text_timestamps", "evi", "evi_fpo", "evi_fpo_reference")
 BASE_METRICS = ("evidence_F1", "evidence_mIoU", "evidence_parse_failed")
 METRICS = (*BASE_METRICS, *(f"{kind}_{m}" for kind in ("single", "multi") for m in ("F1", "mIoU")))
 
