@@ -26,8 +26,11 @@ METHODS = {  # method → (its synth config, the build it names: tiny_<family><s
 }
 
 
+SLOW = {"d2vlm_fpo"}  # in `make test-full`: the fast matrix keeps one run per method and family
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in sorted(METHODS)])
 def test_every_method_trains_on_every_family(method, family, synth_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     config, build = METHODS[method]
