@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from data_modules.tasks.evidence import (
@@ -118,6 +119,14 @@ class FPOOptions:
 def projection_head(width: int, out: int) -> nn.Sequential:
     """``LN → Linear → GELU → Linear``."""
     return nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, out))
+
+
+def head_forward(head: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``head(x)`` through the functional ops (the same arithmetic without four module calls: the generation hook
+    runs it once per ``<evi>``, where call overhead is most of its cost)."""
+    norm, first, act, second = head
+    x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return F.linear(F.gelu(F.linear(x, first.weight, first.bias), approximate=act.approximate), second.weight, second.bias)
 
 
 @dataclass
@@ -448,13 +457,13 @@ class EvidenceDecoder:
             return None
         predicting = hidden_states[options.feature_layer][:, -1]
         extra = predicting.new_zeros(predicting.shape[0], 1, predicting.shape[-1])
-        evidence = module.evidence_head(predicting[rows].float())  # (R, P): the states that predicted each <evi>
+        evidence = head_forward(module.evidence_head, predicting[rows].float())  # the states that predicted each <evi>
         for row, b in enumerate(rows):
             probabilities = torch.sigmoid(evidence[row] @ self.frames[b])  # evidence_logits, as a product
             chosen = salient_span(probabilities, options.threshold)
             self.spans[b].append(list(self.units[b].seconds(chosen)))
             if self.aggregated:
-                extra[b, 0] = self.aggregated[b][chosen[0] : chosen[1] + 1].mean(0).to(extra.dtype)
+                extra[b, 0] = self.aggregated[b][chosen[0] : chosen[1] + 1].mean(0)
         return extra
 
     def render(self, row: int, tokens: torch.Tensor) -> str:

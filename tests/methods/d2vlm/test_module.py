@@ -213,3 +213,11 @@ def test_precomputed_reference_scores_every_pair_before_the_first_step_and_is_ch
     assert losses[0] == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-4)  # policy = reference at start
     checkpoint = torch.load(cli.trainer.checkpoint_callback.last_model_path, map_location="cpu", weights_only=True)
     assert checkpoint["d2vlm_reference_scores"] == cli.model.reference_scores
+
+
+def test_the_hooks_functional_head_is_the_head():
+    from groundlight.methods.d2vlm.module import head_forward, projection_head
+
+    torch.manual_seed(0)
+    head, x = projection_head(16, 8), torch.randn(3, 16)
+    assert torch.equal(head_forward(head, x), head(x))
