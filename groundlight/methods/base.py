@@ -117,6 +117,13 @@ class GroundingModule(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         return self.generate_records(batch)[0]
 
+    def setup(self, stage: str) -> None:
+        """Fresh metric states in every process: ``ddp_spawn`` hands the module to its workers through shared
+        memory, so in-place updates of inherited state tensors would add up across ranks (7 questions on 2 ranks
+        counted 14); ``reset`` gives each process tensors of its own."""
+        for metrics in self.stage_metrics.values():
+            metrics.reset()
+
     def on_test_epoch_start(self) -> None:
         self.test_records = []
 
