@@ -20,7 +20,8 @@ then the answer with an ``<evi>`` before each event's text. What this module add
 - **Generation.** Greedy with a KV cache; at each generated ``<evi>`` the predicted unit probabilities
   ``σ(sim)`` give the span (``p ≥ threshold · max p``, the best contiguous run), which is aggregated into
   the next input and written as ``"s - e seconds"`` (``timestamp_text``). A response without exactly one
-  ``</evi>`` is written without its ``Answer:`` stage, so the parser counts it as a parse failure.
+  ``</evi>`` is written without its ``Answer:`` stage, so the parser counts it as a parse failure. Each prediction
+  record also carries ``answer``: the answer stage alone, which E.T. Bench's parsers read as one window per event.
 - **FPO** (``stage: fpo``, samples from ``d2vlm_preferences``): ``log π(R)`` = Σ answer-token log-probs
   (``text``) + Σ over the response's ``<evi>`` of ``log p_g`` of its span (``grounding``), sigmoid DPO with
   ``β``; reference ``none`` (released), ``adapter-disabled`` (LoRA off, the heads as they were when training
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_modules.tasks.evidence import (
+    ANSWER_HEAD,
     EVIDENCE,
     EVIDENCE_END,
     EvidenceResponse,
@@ -430,7 +432,14 @@ class D2VLMModule(GroundingModule):
         embeds = self.backbone.embed_inputs(batch)
         tokens = self.backbone.greedy_tokens(batch, embeds, self.max_new_tokens, on_step=decoder)
         texts = [decoder.render(b, tokens[b]) for b in range(tokens.shape[0])]
-        return texts, [{"evidence_spans": spans} for spans in decoder.spans]
+        return texts, [{"evidence_spans": spans, "answer": answer_stage(text)} for spans, text in zip(decoder.spans, texts)]
+
+
+def answer_stage(text: str) -> str:
+    """The answer stage of a decoded response ("s - e seconds, caption. ..."), the form E.T. Bench's grounding and
+    dense-captioning parsers read; empty when the response never closed its grounding stage."""
+    head = text.find(ANSWER_HEAD)
+    return text[head + len(ANSWER_HEAD):].strip() if head >= 0 else ""
 
 
 class EvidenceDecoder:

@@ -221,3 +221,15 @@ def test_the_hooks_functional_head_is_the_head():
     torch.manual_seed(0)
     head, x = projection_head(16, 8), torch.randn(3, 16)
     assert torch.equal(head_forward(head, x), head(x))
+
+
+def test_the_answer_stage_is_what_etbench_parsers_read():
+    """Submitted to E.T. Bench (dense captioning, grounding), the record's ``answer`` gives one window and one caption
+    per event; the whole response would repeat every window (both stages)."""
+    from groundlight.methods.d2vlm.module import answer_stage
+    from groundlight.metrics.etbench import etbench_dense_captions
+
+    text = EvidenceResponse(((3.0, 8.0), (12.0, 15.5)), (", a red circle.", ", a blue square.")).timestamp_text()
+    windows, captions = etbench_dense_captions(answer_stage(text))
+    assert windows == [[3.0, 8.0], [12.0, 15.5]] and captions == ["a red circle.", "a blue square."]
+    assert answer_stage("Evidence: 1.0 - 2.0 seconds") == ""
