@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -49,13 +50,18 @@ def command_line_configs(words: list[str]) -> list[str]:
     return configs
 
 
+def _under_experiments(config: str) -> list[str]:
+    parts = Path(str(config)).with_suffix("").parts
+    return list(parts[parts.index("experiments") + 1 :]) if "experiments" in parts else [Path(str(config)).stem]
+
+
 def experiment_name(config_paths: list[str]) -> str:
-    """``experiments/sft/synth.yaml`` → ``sft/synth``; the last config names the run."""
+    """``experiments/sft/synth.yaml`` → ``sft/synth``; the last config names the run, except overlays from
+    ``experiments/base/`` (``base/wandb.yaml``, a strategy, a budget), which name it only when nothing else does."""
     if not config_paths:
         return "default"
-    path = Path(str(config_paths[-1])).with_suffix("")
-    parts = path.parts
-    return "/".join(parts[parts.index("experiments") + 1 :]) if "experiments" in parts else path.name
+    named = [c for c in config_paths if _under_experiments(c)[0] != "base"] or list(config_paths)
+    return "/".join(_under_experiments(named[-1]))
 
 
 class GroundlightCLI(LightningCLI):
@@ -83,7 +89,15 @@ class GroundlightCLI(LightningCLI):
         self.config_paths = configs
         if config.trainer.get("default_root_dir") in (None, os.getcwd(), "."):
             config.trainer.default_root_dir = str(self.run_dir)
+        self._loggers_in_run_dir(config.trainer.get("logger"))
         self.predictions_path = config.get("predictions") or str(self.run_dir / "predictions.jsonl")
+
+    def _loggers_in_run_dir(self, loggers: Any) -> None:
+        """Every configured logger writes under ``runs/<experiment>/`` (a shared ``runs/csv`` mixed runs up)."""
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = getattr(logger, "init_args", None)
+            if init_args is not None and "save_dir" in init_args:
+                init_args.save_dir = str(self.run_dir)
 
     def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201
         trainer = super().instantiate_trainer(**kwargs)

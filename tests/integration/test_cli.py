@@ -41,6 +41,9 @@ def tiny_overrides(synth_dir, tmp_path):
 
 def test_experiment_name_from_config_path():
     assert experiment_name(["experiments/sft/synth.yaml"]) == "sft/synth"
+    # an overlay from experiments/base/ never names a run (the wandb config named runs base/wandb)
+    assert experiment_name(["experiments/sft/synth.yaml", "experiments/base/wandb.yaml"]) == "sft/synth"
+    assert experiment_name(["experiments/base/wandb.yaml"]) == "base/wandb"
     assert experiment_name(["a.yaml", "experiments/demo/synth.yaml"]) == "demo/synth"
     assert command_line_configs(["fit", "--config", "a.yaml", "-c", "b.yaml", "--config=c.yaml", "--x", "d.yaml"]) == \
         ["a.yaml", "b.yaml", "c.yaml"]
@@ -131,7 +134,9 @@ def test_wandb_config_runs_offline(synth_dir, tmp_path, monkeypatch):
     main(["fit", "--config", str(ROOT / "experiments/sft/synth.yaml"), "--config", str(ROOT / "experiments/base/wandb.yaml"),
           "--data.init_args.data_dir", str(synth_dir), "--runs_dir", str(tmp_path / "runs"),
           "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"])  # fast_dev_run would mute loggers
-    assert list(tmp_path.rglob("*.wandb")), "no offline wandb run was written"
+    assert list((tmp_path / "runs" / "sft" / "synth").rglob("*.wandb")), "no offline wandb run in the run's folder"
+    assert (tmp_path / "runs" / "sft" / "synth" / "lightning_logs").is_dir(), "the CSV logger left the run's folder"
+    assert not (tmp_path / "runs" / "csv").exists() and not (tmp_path / "runs" / "base").exists()
 
 
 def test_test_run_writes_summary_with_every_config(synth_dir, tmp_path, monkeypatch):
