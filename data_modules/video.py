@@ -355,6 +355,16 @@ def random_indices(total: int, count: int, rng: np.random.Generator) -> list[int
     return sorted(rng.choice(total, size=count, replace=False).tolist())
 
 
+class _LateSeek(Exception):
+    """A seek or rewind landed past its target (MPEG-TS seeks by bytes and can land a GOP late)."""
+
+
+def _landed_late(time: float, target: float, stream: av.video.stream.VideoStream) -> bool:
+    """Whether the first frame decoded after a seek to ``target`` starts later than a frame interval after it."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    return time > max(target, 0.0) + PTS_TOLERANCE + (1.5 / rate if rate else 0.5)
+
+
 class _Timeline:
     """Converts between stream pts and seconds from the stream start."""
 
@@ -381,6 +391,8 @@ def _scan(
     timeline, picked, previous = _Timeline(stream), [], None
     for frame in _decoded(container, stream):
         time = timeline.seconds(frame)
+        if previous is None and targets and _landed_late(time, 0.0, stream):
+            raise _LateSeek  # a rewind left the stream's first frames behind
         while len(picked) < len(targets) and time > targets[len(picked)] + PTS_TOLERANCE:
             picked.append(frame if previous is None else previous)
         if len(picked) == len(targets):
@@ -402,6 +414,8 @@ def _frame_at(
     previous = None
     for frame in _decoded(container, stream):
         time = timeline.seconds(frame)
+        if previous is None and _landed_late(time, target, stream):
+            raise _LateSeek
         if time > target + PTS_TOLERANCE:
             return (frame if previous is None else previous), time
         previous = frame
@@ -574,8 +588,15 @@ def _decode_targets(
     targets: list[float],
     method: Method,
 ) -> list[av.VideoFrame]:
-    """Dispatch to ``_scan`` or ``_seek``, resolving ``auto`` by the cost model."""
-    if method == "auto":
-        gop = _gop_length(container, stream, limit=GOP_PROBE_LIMIT) or info.num_frames
-        method = "seek" if _prefer_seek(info, targets, gop) else "scan"
-    return _seek(container, stream, targets) if method == "seek" else _scan(container, stream, targets)
+    """Dispatch to ``_scan`` or ``_seek``, resolving ``auto`` by the cost model. When a seek or rewind lands past
+    its target (MPEG-TS), the video is decoded again from a freshly opened file, in one pass."""
+    try:
+        if method == "auto":
+            gop = _gop_length(container, stream, limit=GOP_PROBE_LIMIT) or info.num_frames
+            method = "seek" if _prefer_seek(info, targets, gop) else "scan"
+        return _seek(container, stream, targets) if method == "seek" else _scan(container, stream, targets)
+    except _LateSeek:
+        log.info("%s: a seek landed past its target; decoding from the start instead", info.path)
+        with _open_video(info.path) as (fresh, fresh_stream):
+            fresh_stream.thread_type = "AUTO"
+            return _scan(fresh, fresh_stream, targets)

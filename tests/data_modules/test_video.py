@@ -143,3 +143,30 @@ def test_a_video_is_found_whatever_its_container(tmp_path):
         resolve_video(tmp_path / "clip.mp4")
     with pytest.raises(VideoError, match="no such video file"):
         resolve_video(tmp_path / "other.mp4")
+
+
+@pytest.mark.parametrize("method", ["scan", "seek", "auto"])
+def test_mpeg_ts_keeps_its_first_seconds_whatever_the_method(tmp_path, method):
+    """MPEG-TS seeks land a GOP late: seek mode raised "no decodable frames" and auto mode lost the first 5 s
+    (timestamps 5, 5, 5, 5, 5, 5, 6, ...). A seek or rewind that lands late now falls back to one pass from the start."""
+    import av
+    import numpy as np
+
+    from data_modules.video import read_video
+
+    path = tmp_path / "clip.ts"
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"g": "50"}
+        for i in range(100):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 2 * i, dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = read_video(path, fps=1.0, method=method)
+    assert clip.timestamps.tolist() == [float(t) for t in range(10)]
+    brightness = [float(f.float().mean()) for f in clip.frames]
+    assert brightness == sorted(brightness) and brightness[0] < 5 and brightness[-1] > 170
