@@ -20,13 +20,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from data_modules.finevid import diagonal
 from data_modules.formats._records import write_json_list
 from data_modules.formats.d2vlm import read_d2vlm_records, write_preference_pairs
 from data_modules.synthetic import (
     SPLITS,
     GeneratorConfig,
     Scene,
-    SceneObject,
     load_meta,
     sample_scene,
 )
@@ -34,21 +34,13 @@ from data_modules.tasks.evidence import EvidenceResponse, SwapDistorter, synthes
 
 DENSE_QUESTION = "<image>\nLocalize every object that appears in the video, then say what each one is and how it moves."
 QA_QUESTION = "<image>\nWhen is the {colour} {shape} on screen, and which way does it move?"
-DIAGONALS = ("up and to the left", "up and to the right", "down and to the left", "down and to the right")
-
-
-def direction(obj: SceneObject) -> str:
-    """The quadrant of the object's velocity (image coordinates: y grows downwards)."""
-    return DIAGONALS[2 * (obj.vy > 0) + (obj.vx > 0)]
-
-
 def scene_records(scene: Scene) -> list[dict[str, Any]]:
     """The clip's ``dense`` and ``qa`` records."""
     ordered = sorted(scene.objects, key=lambda o: (o.start, o.end))
     dense = EvidenceResponse(tuple((float(o.start), float(o.end)) for o in ordered),
-                             tuple(f", a {o.colour} {o.shape} moving {direction(o)}." for o in ordered))
+                             tuple(f", a {o.colour} {o.shape} moving {diagonal(o)}." for o in ordered))
     target = scene.target
-    qa = EvidenceResponse(((float(target.start), float(target.end)),), (f", it moves {direction(target)}.",))
+    qa = EvidenceResponse(((float(target.start), float(target.end)),), (f", it moves {diagonal(target)}.",))
     return [_record(f"{scene.vid}:dense", scene, DENSE_QUESTION, dense),
             _record(f"{scene.vid}:qa", scene, QA_QUESTION.format(**target.words), qa)]
 

@@ -100,6 +100,11 @@ class Question:
     times: list[float] | None = None
 
 
+def diagonal(obj: SceneObject) -> str:
+    """The quadrant of the object's velocity (image coordinates: y grows downwards)."""
+    return DIAGONALS[2 * (obj.vy > 0) + (obj.vx > 0)]
+
+
 def _speed(obj: SceneObject) -> float:
     return math.hypot(obj.vx, obj.vy)
 
@@ -109,7 +114,7 @@ def _action(scene: Scene, rng: np.random.Generator) -> Question | None:
     if not clear:
         return None
     obj = clear[int(rng.integers(len(clear)))]
-    answer = DIAGONALS[2 * (obj.vy > 0) + (obj.vx > 0)]
+    answer = diagonal(obj)
     return Question("action", QUESTIONS["action"].format(**obj.words), list(DIAGONALS), answer)
 
 

@@ -30,7 +30,8 @@ from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.bench.model import interleaved, return_freed_memory, sft_step
 from groundlight.io import write_json_atomic
 from groundlight.methods.d2vlm import D2VLMModule, EvidenceOptions, FPOOptions
-from groundlight.methods.d2vlm.module import EvidenceDecoder, Scores
+from groundlight.methods.d2vlm.decoding import EvidenceDecoder
+from groundlight.methods.d2vlm.module import Scores
 
 FRAMES, SIDE = 64, 224
 CHOSEN = EvidenceResponse(((3.0, 9.0), (20.0, 31.0)), (", the red circle appears.", ", the blue square appears."))

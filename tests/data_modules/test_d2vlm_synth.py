@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from data_modules.d2vlm_synth import direction, scene_records
+from data_modules.d2vlm_synth import scene_records
+from data_modules.finevid import diagonal
 from data_modules.formats.d2vlm import read_preference_pairs
 from data_modules.readers import read_task_split
 from data_modules.synthetic import GeneratorConfig, load_meta, sample_scene
+from data_modules.tasks import PromptTemplates
 from data_modules.tasks.evidence import EvidenceResponse
 from groundlight.metrics.tasks import build_example, parse_prediction
-from data_modules.tasks import PromptTemplates
 
 
 def _config(synth_dir):
@@ -26,7 +27,7 @@ def test_every_object_is_an_event_in_order_of_appearance(synth_dir):
     ordered = sorted(scene.objects, key=lambda o: (o.start, o.end))
     assert dense["time_gt"]["evidence_grounding"] == [[float(o.start), float(o.end)] for o in ordered]
     assert qa["time_gt"]["evidence_grounding"] == [[float(scene.target.start), float(scene.target.end)]]
-    assert qa["conversations"][1]["value"] == f"<evi> </evi> <evi>, it moves {direction(scene.target)}."
+    assert qa["conversations"][1]["value"] == f"<evi> </evi> <evi>, it moves {diagonal(scene.target)}."
     assert scene.target.colour in qa["conversations"][0]["value"]
 
 

@@ -34,30 +34,29 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from data_modules.tasks.evidence import (
-    ANSWER_HEAD,
-    EVIDENCE,
-    EVIDENCE_END,
-    EvidenceResponse,
-    timestamp_text,
-)
+from data_modules.tasks.evidence import EVIDENCE, EVIDENCE_END, EvidenceResponse
 from groundlight.backbones.base import VideoBackbone
 from groundlight.losses import answer_cross_entropy
 from groundlight.methods.base import GroundingModule, OptimizerConfig
+from groundlight.methods.d2vlm.decoding import (
+    EvidenceDecoder,
+    FrameUnits,
+    answer_stage,
+    frame_units,
+)
 from groundlight.methods.d2vlm.losses import (
     evidence_consistency,
     evidence_logits,
     fpo_loss,
     grounding_log_prob,
     grounding_loss,
-    salient_span,
     span_targets,
 )
 from groundlight.ops import IGNORE_INDEX
@@ -121,55 +120,6 @@ class FPOOptions:
 def projection_head(width: int, out: int) -> nn.Sequential:
     """``LN → Linear → GELU → Linear``."""
     return nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, out))
-
-
-def head_forward(head: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``head(x)`` through the functional ops (the same arithmetic without four module calls: the generation hook
-    runs it once per ``<evi>``, where call overhead is most of its cost)."""
-    norm, first, act, second = head
-    x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-    return F.linear(F.gelu(F.linear(x, first.weight, first.bias), approximate=act.approximate), second.weight, second.bias)
-
-
-@dataclass
-class FrameUnits:
-    """One row's frame units: pooling over sequence positions, and the seconds each unit spans.
-
-    Attributes:
-        pool: ``(U, L)`` averaging weights over the row's sequence positions.
-        start / end: ``(U,)`` seconds each unit spans.
-    """
-
-    pool: torch.Tensor
-    start: torch.Tensor
-    end: torch.Tensor
-
-    @property
-    def centre(self) -> torch.Tensor:
-        return (self.start + self.end) / 2
-
-    def span_units(self, span: tuple[float, float]) -> tuple[int, int] | None:
-        """The units whose centre lies in ``span`` (inclusive indices), ``None`` when none does."""
-        inside = ((self.centre >= span[0]) & (self.centre <= span[1])).nonzero().flatten()
-        return None if inside.numel() == 0 else (int(inside[0]), int(inside[-1]))
-
-    def seconds(self, units: tuple[int, int]) -> tuple[float, float]:
-        return float(self.start[units[0]]), float(self.end[units[1]])
-
-
-def frame_units(frame_index: torch.Tensor, timestamps: torch.Tensor) -> FrameUnits:
-    """Units of one row from its ``frame_index`` ``(L,)`` and its video's sampled ``timestamps`` ``(T,)``."""
-    frames = torch.unique(frame_index[frame_index >= 0])  # sorted
-    if frames.numel() == 0:
-        raise ValueError("a D²VLM sample needs visual tokens: the row has none")
-    pool = (frame_index.unsqueeze(0) == frames.unsqueeze(1)).float()
-    pool = pool / pool.sum(1, keepdim=True)
-    times = timestamps.detach().double().cpu()
-    step = float(torch.diff(times).median()) if times.numel() > 1 else 1.0
-    index = frames.cpu()
-    start = times[index]
-    end = torch.cat([times[index[1:]], times[-1:] + step])
-    return FrameUnits(pool, start.float(), end.float())
 
 
 @dataclass
@@ -257,34 +207,34 @@ class D2VLMModule(GroundingModule):
                     offsets[b, position] = unit_states[chosen[0] : chosen[1] + 1].mean(0)
         return offsets
 
-    def _grounding(self, hidden: torch.Tensor, units: list[FrameUnits], positions: list[torch.Tensor]
-                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per row: the ``<evi>`` features ``(2K, P)`` and their unit logits ``(2K, U)``."""
+    def _grounding(self, hidden: torch.Tensor, units: list[FrameUnits], positions: list[torch.Tensor],
+                   heads: nn.ModuleDict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per row: the ``<evi>`` features ``(2K, P)`` and their unit logits ``(2K, U)`` (``heads``: other heads, the
+        adapter-disabled reference's)."""
+        evidence_head = heads["evidence"] if heads is not None else self.evidence_head
+        frame_head = heads["frame"] if heads is not None else self.frame_head
         out = []
         for b, (row_units, row_positions) in enumerate(zip(units, positions)):
-            frames = self.frame_head((row_units.pool.to(hidden.dtype) @ hidden[b]).float())
-            evidence = self.evidence_head(hidden[b, row_positions - 1].float())  # the state that predicts <evi>
+            frames = frame_head((row_units.pool.to(hidden.dtype) @ hidden[b]).float())
+            evidence = evidence_head(hidden[b, row_positions - 1].float())  # the state that predicts <evi>
             out.append((evidence, evidence_logits(evidence, frames.unsqueeze(0))))
         return out
 
-    def _forward(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]]
+    def _forward(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]], heads: nn.ModuleDict | None = None
                  ) -> tuple[Any, list[FrameUnits], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Teacher-forced pass with the spans aggregated into ``<evi>``: output, units, positions, grounding."""
+        """Teacher-forced pass with the spans aggregated into ``<evi>``: output, units, positions, grounding. With a
+        frozen vision encoder, the aggregation pass's visual features are replayed into the full pass."""
         units = self._units(batch)
         positions = self._evidence_positions(batch, [len(s) for s in spans])
-        reuse = not any(p.requires_grad for p in self.backbone.vision_encoder().parameters())
-        if reuse:
-            with self.backbone.reuse_visual_features() as replay:
-                offsets = self._aggregates(batch, units, positions, spans)
-                replay.replay = True
-                with self.backbone.embedding_offsets(offsets):
-                    output = self.backbone(batch, output_hidden_states=True)
-        else:
+        frozen = not any(p.requires_grad for p in self.backbone.vision_encoder().parameters())
+        with self.backbone.reuse_visual_features() if frozen else nullcontext() as replay:
             offsets = self._aggregates(batch, units, positions, spans)
+            if replay is not None:
+                replay.replay = True
             with self.backbone.embedding_offsets(offsets):
                 output = self.backbone(batch, output_hidden_states=True)
         hidden = output.hidden_states[self.evidence.feature_layer]
-        return output, units, positions, self._grounding(hidden, units, positions)
+        return output, units, positions, self._grounding(hidden, units, positions, heads)
 
     # ---- SFT ------------------------------------------------------------------------------------------
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -319,15 +269,7 @@ class D2VLMModule(GroundingModule):
     def _scores(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]],
                 heads: nn.ModuleDict | None = None) -> Scores:
         """Σ answer-token log-probs and Σ ``<evi>`` grounding log-probs per row of a response batch."""
-        saved = None
-        if heads is not None:
-            saved = (self.evidence_head, self.frame_head)
-            self.evidence_head, self.frame_head = heads["evidence"], heads["frame"]
-        try:
-            output, units, positions, grounding = self._forward(batch, spans)
-        finally:
-            if saved is not None:
-                self.evidence_head, self.frame_head = saved
+        output, units, positions, grounding = self._forward(batch, spans, heads)
         logits, labels = output.logits[:, :-1].float(), batch["labels"][:, 1:]
         mask = labels != IGNORE_INDEX
         token = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -433,92 +375,3 @@ class D2VLMModule(GroundingModule):
         tokens = self.backbone.greedy_tokens(batch, embeds, self.max_new_tokens, on_step=decoder)
         texts = [decoder.render(b, tokens[b]) for b in range(tokens.shape[0])]
         return texts, [{"evidence_spans": spans, "answer": answer_stage(text)} for spans, text in zip(decoder.spans, texts)]
-
-
-def answer_stage(text: str) -> str:
-    """The answer stage of a decoded response ("s - e seconds, caption. ..."), the form E.T. Bench's grounding and
-    dense-captioning parsers read; empty when the response never closed its grounding stage."""
-    head = text.find(ANSWER_HEAD)
-    return text[head + len(ANSWER_HEAD):].strip() if head >= 0 else ""
-
-
-class EvidenceDecoder:
-    """The generation step hook: grounds each generated ``<evi>`` and aggregates its span into the next input."""
-
-    def __init__(self, module: D2VLMModule, batch: dict[str, Any]) -> None:
-        self.module, self.batch = module, batch
-        self.units = module._units(batch)
-        self.spans: list[list[list[float]]] = [[] for _ in self.units]
-        self.frames: list[torch.Tensor] = []
-        self.aggregated: list[torch.Tensor] = []
-
-    def __call__(self, step: int, token: torch.Tensor, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
-        module, options = self.module, self.module.evidence
-        if step == 0:  # the prompt's frame features, once: (D, U) scaled so that a product gives sim = evi·frm/√d
-            features = hidden_states[options.feature_layer]
-            self.frames = [module.frame_head((u.pool.to(features.dtype) @ features[b]).float()).T / features.shape[-1] ** 0.5
-                           for b, u in enumerate(self.units)]
-            if options.aggregation_layer is not None:
-                states = hidden_states[options.aggregation_layer]
-                self.aggregated = [u.pool.to(states.dtype) @ states[b] for b, u in enumerate(self.units)]
-        rows = token.eq(module.evi_id).nonzero().flatten().tolist()
-        if not rows:
-            return None
-        predicting = hidden_states[options.feature_layer][:, -1]
-        extra = predicting.new_zeros(predicting.shape[0], 1, predicting.shape[-1])
-        evidence = head_forward(module.evidence_head, predicting[rows].float())  # the states that predicted each <evi>
-        for row, b in enumerate(rows):
-            probabilities = torch.sigmoid(evidence[row] @ self.frames[b])  # evidence_logits, as a product
-            chosen = salient_span(probabilities, options.threshold)
-            self.spans[b].append(list(self.units[b].seconds(chosen)))
-            if self.aggregated:
-                extra[b, 0] = self.aggregated[b][chosen[0] : chosen[1] + 1].mean(0)
-        return extra
-
-    def render(self, row: int, tokens: torch.Tensor) -> str:
-        """The row's response with each ``<evi>`` written as its predicted span (``timestamp_text``); a response
-        with no evidence token at all is decoded as it is."""
-        processor, module = self.module.backbone.processor, self.module
-        if module.evi_id not in tokens.tolist() and module.end_id not in tokens.tolist():
-            return processor.decode(tokens.unsqueeze(0))[0]  # an answer without evidence (another task's question)
-        spans = [tuple(s) for s in self.spans[row]]
-        grounding, answer, text_ids, stage, lead = [], [], [], 1, ""
-        evi = 0
-        pending: tuple[float, float] | None = None
-
-        def flush() -> str:
-            text = processor.tokenizer.decode(text_ids, skip_special_tokens=True) if text_ids else ""
-            text_ids.clear()
-            return text
-
-        for token in tokens.tolist():
-            if token == processor.tokenizer.eos_token_id:
-                break
-            if token == module.evi_id:
-                span = spans[evi] if evi < len(spans) else None
-                evi += 1
-                if stage == 1:
-                    flush()
-                    grounding.append(span)
-                else:
-                    text = flush()
-                    if pending is not None or answer:
-                        answer.append((pending, text))
-                    else:
-                        lead = text.strip()
-                    pending = span
-            elif token == module.end_id:
-                if stage == 2:  # a second </evi>: malformed
-                    return "Evidence: " + ", ".join(f"{s:.1f} - {e:.1f} seconds" for s, e in grounding if s is not None)
-                flush()
-                stage = 2
-            else:
-                text_ids.append(token)
-        if stage == 1:  # never closed its grounding stage: no Answer: stage, a parse failure
-            return "Evidence: " + ", ".join(f"{s:.1f} - {e:.1f} seconds" for s, e in grounding if s is not None)
-        text = flush()
-        if pending is not None:
-            answer.append((pending, text))
-        elif text.strip():
-            lead = (lead + " " + text).strip()
-        return timestamp_text([g for g in grounding if g is not None], lead, answer)

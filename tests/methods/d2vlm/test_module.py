@@ -10,8 +10,8 @@ from data_modules.tasks.evidence import EvidenceResponse
 from groundlight.backbones.base import LoraOptions
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.methods.d2vlm import D2VLMModule, EvidenceOptions, FPOOptions
+from groundlight.methods.d2vlm.decoding import frame_units
 from groundlight.methods.d2vlm.losses import evidence_logits, salient_span
-from groundlight.methods.d2vlm.module import frame_units
 from groundlight.metrics.parse import parse_evidence
 
 FRAMES = 8  # 1 fps: Qwen merges 2 frames per temporal group → 4 units of 2 s
@@ -139,7 +139,7 @@ def test_generation_grounds_each_evi_aggregates_it_and_writes_its_span(module):
 def test_a_response_without_its_closing_token_is_a_parse_failure(module):
     tokenizer = module.backbone.processor.tokenizer
     batch = _batch(module, [TWO], with_answer=False)
-    from groundlight.methods.d2vlm.module import EvidenceDecoder
+    from groundlight.methods.d2vlm.decoding import EvidenceDecoder
 
     decoder = EvidenceDecoder(module, batch)
     decoder.spans = [[[0.0, 2.0], [2.0, 4.0]]]
@@ -215,18 +215,10 @@ def test_precomputed_reference_scores_every_pair_before_the_first_step_and_is_ch
     assert checkpoint["d2vlm_reference_scores"] == cli.model.reference_scores
 
 
-def test_the_hooks_functional_head_is_the_head():
-    from groundlight.methods.d2vlm.module import head_forward, projection_head
-
-    torch.manual_seed(0)
-    head, x = projection_head(16, 8), torch.randn(3, 16)
-    assert torch.equal(head_forward(head, x), head(x))
-
-
 def test_the_answer_stage_is_what_etbench_parsers_read():
     """Submitted to E.T. Bench (dense captioning, grounding), the record's ``answer`` gives one window and one caption
     per event; the whole response would repeat every window (both stages)."""
-    from groundlight.methods.d2vlm.module import answer_stage
+    from groundlight.methods.d2vlm.decoding import answer_stage
     from groundlight.metrics.etbench import etbench_dense_captions
 
     text = EvidenceResponse(((3.0, 8.0), (12.0, 15.5)), (", a red circle.", ", a blue square.")).timestamp_text()
