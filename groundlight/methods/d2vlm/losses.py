@@ -68,7 +68,7 @@ def salient_span(probabilities: torch.Tensor, ratio: float = 0.6) -> tuple[int, 
     One host transfer, then a plain loop: at the tens of frames a video has, this is several times faster than
     tensor ops (their per-call overhead dominates; ``make bench`` measures the hook it runs in).
     """
-    values = probabilities.detach().double().tolist()
+    values = probabilities.detach().tolist()  # Python floats: doubles, whatever the tensor's dtype
     threshold = ratio * max(values)
     best, best_mass, start, mass = (0, 0), -1.0, None, 0.0
     for index, value in enumerate([*values, None]):

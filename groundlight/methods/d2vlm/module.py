@@ -241,7 +241,7 @@ class D2VLMModule(GroundingModule):
         if self.stage == "fpo":
             return self.fpo_loss(batch)
         spans = [list(sample.windows) for sample in batch["samples"]]
-        output, units, positions, grounding = self._forward(batch, spans)
+        output, units, _, grounding = self._forward(batch, spans)
         ce, diagnostics = answer_cross_entropy(output.logits, batch["labels"])
         gnd_terms, cons_terms, empty = [], [], 0
         for row_units, row_spans, (features, logits) in zip(units, spans, grounding):
@@ -269,7 +269,7 @@ class D2VLMModule(GroundingModule):
     def _scores(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]],
                 heads: nn.ModuleDict | None = None) -> Scores:
         """Σ answer-token log-probs and Σ ``<evi>`` grounding log-probs per row of a response batch."""
-        output, units, positions, grounding = self._forward(batch, spans, heads)
+        output, units, _, grounding = self._forward(batch, spans, heads)
         logits, labels = output.logits[:, :-1].float(), batch["labels"][:, 1:]
         mask = labels != IGNORE_INDEX
         token = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)

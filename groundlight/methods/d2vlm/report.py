@@ -44,7 +44,7 @@ def with_kind_scores(record: dict[str, Any]) -> dict[str, Any]:
 def constant_control(data_dir: Path, test_records: list[dict[str, Any]], step: float = 0.05) -> list[dict[str, Any]]:
     """The best constant relative span on the training questions, scored on ``test_records``' questions."""
     train = read_d2vlm_records(data_dir / "d2vlm" / "train.json")
-    grid = [round(i * step, 4) for i in range(int(round(1 / step)) + 1)]
+    grid = [round(i * step, 4) for i in range(round(1 / step) + 1)]
     best, best_f1 = (0.0, 1.0), -1.0
     for a in grid:
         for b in (g for g in grid if g > a):
