@@ -86,6 +86,7 @@ class EvidenceDecoder:
         module, options = self.module, self.module.evidence
         features = hidden_states[options.feature_layer]
         last = module.evidence_head[-1]
+        self.keys, self.seconds = [], []
         for b, units in enumerate(self.units):
             frames = module.frame_head((units.pool.to(features.dtype) @ features[b]).float())  # (U, d)
             scale = frames.shape[-1] ** -0.5

@@ -136,6 +136,38 @@ def test_generation_grounds_each_evi_aggregates_it_and_writes_its_span(module):
     assert "Answer:" in texts[0] and texts[0].count("seconds") == 4
 
 
+def test_the_hook_grounds_only_the_rows_that_generated_evi_as_the_heads_would(module):
+    """The hook folds the evidence head's last layer into the frame features at step 0: the span it picks and the
+    aggregation it returns equal the plain heads' (``evidence_logits``), row by row, in a batch where only one row
+    generates ``<evi>`` at this step."""
+    from groundlight.methods.d2vlm.decoding import EvidenceDecoder
+
+    batch = _batch(module, [TWO, ONE], with_answer=False)
+    saved = {name: p.detach().clone() for name, p in module.named_parameters() if "_head." in name}
+    torch.manual_seed(1)
+    for name, parameter in module.named_parameters():  # away from init, so that every frame scores differently
+        if name in saved:
+            parameter.data.add_(torch.randn_like(parameter) * 0.5)
+    with torch.no_grad():
+        hidden = module.backbone(batch, output_hidden_states=True).hidden_states
+        decoder = EvidenceDecoder(module, batch)
+        assert decoder(0, torch.tensor([7, 7]), hidden) is None  # no <evi> yet
+        last = tuple(h[:, -1:] for h in hidden)
+        extra = decoder(1, torch.tensor([7, module.evi_id]), last)
+        units = module._units(batch)[1]
+        frames = module.frame_head(units.pool @ hidden[-2][1])
+        evidence = module.evidence_head(hidden[-2][1, -1])
+        probabilities = torch.sigmoid(evidence_logits(evidence.unsqueeze(0), frames.unsqueeze(0)))[0]
+        chosen = salient_span(probabilities, module.evidence.threshold)
+        aggregated = (units.pool @ hidden[1][1])[chosen[0] : chosen[1] + 1].mean(0)
+    for name, parameter in module.named_parameters():  # the fixture is shared
+        if name in saved:
+            parameter.data.copy_(saved[name])
+    assert decoder.spans == [[], [list(units.seconds(chosen))]]
+    assert extra.shape == (2, 1, hidden[0].shape[-1]) and not extra[0].any()
+    assert torch.allclose(extra[1, 0], aggregated, atol=1e-5)
+
+
 def test_a_response_without_its_closing_token_is_a_parse_failure(module):
     tokenizer = module.backbone.processor.tokenizer
     batch = _batch(module, [TWO], with_answer=False)
