@@ -71,22 +71,26 @@ class EvidenceDecoder:
     evidence head's last linear layer into one ``(width, U)`` matrix and a ``(U,)`` bias
     (``(W₂g + b₂)·F/√d = g·(W₂ᵀF/√d) + b₂·F/√d``), the units' seconds as Python floats, and the aggregation
     states. A generated ``<evi>`` then costs the head's first three layers, one ``addmm``, one sigmoid, one host
-    transfer and a mean over the chosen span (``make bench`` measures it against a decode step).
+    transfer and two rows of the aggregation states' prefix sums (``make bench`` measures it against a decode step).
     """
 
     def __init__(self, module: D2VLMModule, batch: dict[str, Any]) -> None:
         self.module, self.batch = module, batch
         self.units = module._units(batch)
         self.spans: list[list[list[float]]] = [[] for _ in self.units]
+        self.evi_id, self.layer, self.threshold = module.evi_id, module.evidence.feature_layer, module.evidence.threshold
+        norm, first, self.activation, _ = module.evidence_head  # its last layer is folded into self.keys
+        self.norm = (norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        self.first = (first.weight, first.bias)
         self.keys: list[tuple[torch.Tensor, torch.Tensor]] = []  # per row: (width, U) similarity matrix, (U,) bias
         self.seconds: list[tuple[list[float], list[float]]] = []
-        self.aggregated: list[torch.Tensor] = []
+        self.prefix: list[torch.Tensor] = []  # per row: (U + 1, D) prefix sums of the units' aggregation states
 
     def _prompt(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
         module, options = self.module, self.module.evidence
         features = hidden_states[options.feature_layer]
         last = module.evidence_head[-1]
-        self.keys, self.seconds = [], []
+        self.keys, self.seconds, self.prefix = [], [], []
         for b, units in enumerate(self.units):
             frames = module.frame_head((units.pool.to(features.dtype) @ features[b]).float())  # (U, d)
             scale = frames.shape[-1] ** -0.5
@@ -94,35 +98,36 @@ class EvidenceDecoder:
             self.seconds.append((units.start.tolist(), units.end.tolist()))
         if options.aggregation_layer is not None:
             states = hidden_states[options.aggregation_layer]
-            self.aggregated = [u.pool.to(states.dtype) @ states[b] for b, u in enumerate(self.units)]
+            for b, units in enumerate(self.units):
+                summed = (units.pool.to(states.dtype) @ states[b]).cumsum(0)
+                self.prefix.append(torch.cat([summed.new_zeros(1, summed.shape[-1]), summed]))
 
     def __call__(self, step: int, token: torch.Tensor, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
-        module = self.module
         if step == 0:  # the prompt's frame features, once per question
             self._prompt(hidden_states)
-        rows = [b for b, t in enumerate(token.tolist()) if t == module.evi_id]
+        rows = [b for b, t in enumerate(token.tolist()) if t == self.evi_id]
         if not rows:
             return None
-        predicting = hidden_states[module.evidence.feature_layer][:, -1]  # the states that predicted each <evi>
-        if len(rows) < len(predicting):
+        batch = token.shape[0]
+        predicting = hidden_states[self.layer][:, -1]  # the states that predicted each <evi>
+        if len(rows) < batch:
             predicting = predicting[rows]
-        norm, first, activation, _ = module.evidence_head  # up to its last layer, whose weights are in self.keys
-        inner = F.layer_norm(predicting.float(), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        inner = activation(F.linear(inner, first.weight, first.bias))
+        inner = self.activation(F.linear(F.layer_norm(predicting.float(), *self.norm), *self.first))
         means = []
         for row, b in enumerate(rows):
             weight, bias = self.keys[b]
             probabilities = torch.sigmoid(torch.addmm(bias, inner[row : row + 1], weight))[0]
-            chosen = salient_span(probabilities, module.evidence.threshold)
+            first, last = salient_span(probabilities, self.threshold)
             starts, ends = self.seconds[b]
-            self.spans[b].append([starts[chosen[0]], ends[chosen[1]]])
-            if self.aggregated:
-                means.append(self.aggregated[b][chosen[0] : chosen[1] + 1].mean(0))
+            self.spans[b].append([starts[first], ends[last]])
+            if self.prefix:  # the mean of the chosen units' states, from two rows of the prefix sums
+                prefix = self.prefix[b]
+                means.append(torch.sub(prefix[last + 1], prefix[first]).div_(last + 1 - first))
         if not means:
             return None
-        if len(rows) == len(token):
+        if len(rows) == batch:
             return torch.stack(means).unsqueeze(1) if len(means) > 1 else means[0].view(1, 1, -1)
-        extra = means[0].new_zeros(len(token), 1, means[0].shape[-1])
+        extra = means[0].new_zeros(batch, 1, means[0].shape[-1])
         extra[rows, 0] = torch.stack(means)
         return extra
 
