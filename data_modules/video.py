@@ -124,7 +124,7 @@ class Clip:
     """Frames decoded from one video.
 
     Attributes:
-        frames: ``uint8`` tensor ``(T, H, W, 3)``, RGB.
+        frames: ``uint8`` tensor ``(T, H, W, 3)``, RGB, upright (a display-matrix rotation is applied).
         timestamps: ``float64`` tensor ``(T,)``, the presentation time in seconds of each
             returned frame (not the requested target time).
         duration: length of the whole video in seconds.
@@ -466,13 +466,30 @@ def _prefer_seek(info: VideoInfo, targets: list[float], gop: int) -> bool:
     return seek_cost < scan_cost
 
 
-def _to_tensor(frames: list[av.VideoFrame], size: tuple[int, int] | None) -> torch.Tensor:
-    """``uint8 (T, H, W, 3)`` RGB, resizing during conversion; repeated frames convert once."""
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that put a decoded frame upright: its display matrix's rotation (phone
+    footage), rounded to a multiple of 90 degrees."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _to_array(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    """``uint8 (H, W, 3)`` RGB as displayed: resized during conversion to ``size`` (``(height, width)`` of the
+    upright frame), then turned upright."""
+    turns = _quarter_turns(frame)
     height, width = size if size else (None, None)
+    if turns % 2:  # the coded frame is the displayed one on its side
+        height, width = width, height
+    array = frame.to_ndarray(format="rgb24", width=width, height=height)
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+
+def _to_tensor(frames: list[av.VideoFrame], size: tuple[int, int] | None) -> torch.Tensor:
+    """``uint8 (T, H, W, 3)`` RGB as displayed (rotation applied), resizing during conversion; repeated frames
+    convert once."""
     arrays: dict[int, np.ndarray] = {}
     for frame in frames:
         if id(frame) not in arrays:
-            arrays[id(frame)] = frame.to_ndarray(format="rgb24", width=width, height=height)
+            arrays[id(frame)] = _to_array(frame, size)
     return torch.from_numpy(np.stack([arrays[id(frame)] for frame in frames]))
 
 
@@ -494,7 +511,7 @@ def read_video(
         fps: sample ``fps`` frames per second (see ``sample_timestamps``).
         num_frames: sample this many frames at bin centres.
         max_frames: cap on the number of frames.
-        size: ``(height, width)`` to resize to while converting, or ``None`` for native.
+        size: ``(height, width)`` of the upright frame to resize to while converting, or ``None`` for native.
         method: ``"scan"``, ``"seek"`` or ``"auto"`` (cheaper of the two by decoded frames).
         strategy: ``"uniform"`` (the times above), ``"motion"`` or ``"random"``: as many
             distinct frames as ``fps``/``num_frames``/``max_frames`` ask for, chosen by motion

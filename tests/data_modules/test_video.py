@@ -170,3 +170,37 @@ def test_mpeg_ts_keeps_its_first_seconds_whatever_the_method(tmp_path, method):
     assert clip.timestamps.tolist() == [float(t) for t in range(10)]
     brightness = [float(f.float().mean()) for f in clip.frames]
     assert brightness == sorted(brightness) and brightness[0] < 5 and brightness[-1] > 170
+
+
+def _marked_video(path: Path, rotation: int) -> Path:
+    """A 32x48 (HxW) clip whose top-left 8x8 corner is white, with a display matrix turning it ``rotation``
+    degrees counter-clockwise (what a phone writes for footage held sideways)."""
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.set_display_rotation(rotation)
+        image = np.zeros((32, 48, 3), np.uint8)
+        image[:8, :8] = 255
+        for _ in range(5):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("rotation", "shape", "corner"), [
+    (0, (32, 48), (0, 0)), (90, (48, 32), (1, 0)), (180, (32, 48), (1, 1)), (270, (48, 32), (0, 1)),
+])
+def test_rotation_metadata_is_applied(tmp_path: Path, rotation: int, shape: tuple[int, int], corner: tuple[int, int]) -> None:
+    """The frames come upright: turned by the display matrix (counter-clockwise), the white corner moves with
+    them, and ``size`` is the upright frame's (height, width)."""
+    path = _marked_video(tmp_path / f"r{rotation}.mp4", rotation)
+    frame = read_video(path, fps=1.0).frames[0].float().mean(-1)
+    assert tuple(frame.shape) == shape
+    bright = (frame > 128).nonzero().float().mean(0)  # centre of the white corner
+    assert tuple(int(v > s / 2) for v, s in zip(bright.tolist(), shape)) == corner
+    resized = read_video(path, fps=1.0, size=(24, 16)).frames
+    assert tuple(resized.shape[1:3]) == (24, 16)
