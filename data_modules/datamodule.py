@@ -21,7 +21,7 @@ from data_modules.readers import read_task_split
 from data_modules.samples import FRAGMENT_TASKS, VideoSample
 from data_modules.tasks import PromptTemplates
 from data_modules.tasks.fragments import FragmentConfig, FragmentDataset, build_fragment_samples
-from data_modules.video import STRATEGIES, Strategy, VideoError, read_video
+from data_modules.video import STRATEGIES, DurationMismatchError, Strategy, VideoError, read_video
 from groundlight.metrics.tasks import build_example
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,23 @@ class FragmentOptions:
         return replace(self.questions, jitter=train) if train else replace(self.questions, jitter=False, tasks=FRAGMENT_TASKS)
 
 
+DURATION_TOLERANCE = (2.0, 0.05)
+"""An annotated duration may differ from the probed one by up to ``max(2 s, 5 %)`` (real annotations round, and
+containers count the last frame's display time); beyond that the sample is an error, or a counted skip."""
+
+
+def check_duration(sample: VideoSample, probed: float) -> None:
+    """Raise :class:`DurationMismatchError`, naming the sample, when its annotated duration disagrees with the
+    video's probed length by more than :data:`DURATION_TOLERANCE`."""
+    if sample.duration is None:
+        return
+    seconds, fraction = DURATION_TOLERANCE
+    if abs(sample.duration - probed) > max(seconds, fraction * probed):
+        raise DurationMismatchError(
+            sample.video_path, f"{sample.source or sample.sample_id} annotates {sample.duration:.2f} s, the video "
+                               f"lasts {probed:.2f} s (tolerance {seconds:g} s or {fraction:.0%})")
+
+
 class VideoTaskDataset(Dataset):
     """Samples → ``{visual, prompt, answer, sample, duration}`` items, or ``None`` for a skipped video."""
 
@@ -125,6 +142,7 @@ class VideoTaskDataset(Dataset):
                              "whole video; load it with data_modules.tasks.fragments.FragmentDataset")
         try:
             visual, duration = self._visual(sample.video_path)
+            check_duration(sample, duration)
         except VideoError as error:
             if self.on_bad_video == "raise":
                 raise

@@ -94,8 +94,17 @@ class VideoError(RuntimeError):
         self.path = str(path)
 
 
+class TruncatedVideoError(VideoError):
+    """The decoded frames end well before the length the container states (a file cut short): later sampled
+    times would otherwise repeat its last frame."""
+
+
 class ShortVideoError(VideoError):
     """A video with fewer distinct frames than a ``motion``/``random`` sample asks for."""
+
+
+class DurationMismatchError(VideoError):
+    """An annotation states a length the video does not have (targets built from it would lie)."""
 
 
 @dataclass
@@ -538,11 +547,35 @@ def read_video(
                 picked = _select(path, (container, stream, info), len(targets), method, strategy, rng, on_short)
             frames = _to_tensor(picked, size) if picked else None
             times = [_Timeline(stream).seconds(frame) for frame in picked]
+            if picked and strategy == "uniform":
+                _check_length(path, (container, stream, info), targets, max(times))
         except av.FFmpegError as error:
             raise VideoError(path, f"decoding failed ({error})") from error
     if frames is None:
         raise VideoError(path, "no decodable frames")
     return Clip(frames, torch.tensor(times, dtype=torch.float64), info.duration, str(path))
+
+
+TRUNCATION_TOLERANCE = 1.0
+"""Seconds (at least two frame intervals) by which the last decoded frame may precede the last sampled time."""
+
+
+def _check_length(path: str | Path, opened: tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo],
+                  targets: list[float], last: float) -> None:
+    """Raise :class:`TruncatedVideoError` when the frame on screen at the last target is more than the tolerance
+    older than it and no frame follows it: the stream ends before the length the container states, and later
+    targets got its last frame again. A held frame that a later one ends (variable frame rate) passes."""
+    container, stream, info = opened
+    tolerance = max(TRUNCATION_TOLERANCE, 2 / info.fps if info.fps else 0.0)
+    if not targets or last >= targets[-1] - tolerance:
+        return
+    timeline = _Timeline(stream)
+    container.seek(timeline.pts(last), stream=stream, backward=True)
+    if any(timeline.seconds(frame) > last + PTS_TOLERANCE for frame in _decoded(container, stream)):
+        return
+    raise TruncatedVideoError(
+        path, f"decoded frames end at {last:.2f} s but the container says {info.duration:.2f} s "
+              f"(sampled up to {targets[-1]:.2f} s): the file is cut short")
 
 
 def _check_options(size: tuple[int, int] | None, method: str, strategy: str, on_short: str) -> None:

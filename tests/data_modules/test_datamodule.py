@@ -85,3 +85,24 @@ def test_a_fragment_sample_is_refused_rather_than_shown_as_the_whole_video():
     dataset = VideoTaskDataset([sample], processor=None, sampling=FrameSampling(), prompts=PromptTemplates())
     with pytest.raises(ValueError, match="FragmentDataset"):
         dataset[0]
+
+
+def test_an_annotated_duration_the_video_does_not_have_is_an_error_or_a_counted_skip(index_video, tiny_backbone):
+    """A 4 s clip annotated as 30 s would get "lasts 30.0 seconds" and targets past its end."""
+    from data_modules.datamodule import VideoTaskDataset
+    from data_modules.samples import VideoSample
+    from data_modules.tasks import PromptTemplates
+    from data_modules.video import DurationMismatchError
+
+    def dataset(duration, on_bad_video="raise"):
+        sample = VideoSample("q7", str(index_video), "moment_retrieval", "the red circle appears.", duration=duration,
+                             windows=[(1.0, 2.0)], source="qvh.jsonl:7")
+        return VideoTaskDataset([sample], tiny_backbone.processor, FrameSampling(fps=1.0), PromptTemplates(),
+                                on_bad_video=on_bad_video)
+
+    assert dataset(4.0)[0]["duration"] == 4.0 and dataset(5.9)[0]["duration"] == 5.9  # within 2 s: the annotation's
+    with pytest.raises(DurationMismatchError, match=r"qvh\.jsonl:7 annotates 30\.00 s, the video lasts 4\.00 s"):
+        dataset(30.0)[0]
+    skipped = dataset(30.0, on_bad_video="skip")[0]
+    batch = collate_items([skipped], tiny_backbone.processor, with_answer=False)
+    assert batch["skipped_videos"] == 1 and batch["samples"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from data_modules.video import VideoError, probe, read_video, sample_timestamps
+from tests.data_modules.conftest import index_frame
 
 
 @pytest.fixture
@@ -204,3 +206,39 @@ def test_rotation_metadata_is_applied(tmp_path: Path, rotation: int, shape: tupl
     assert tuple(int(v > s / 2) for v, s in zip(bright.tolist(), shape)) == corner
     resized = read_video(path, fps=1.0, size=(24, 16)).frames
     assert tuple(resized.shape[1:3]) == (24, 16)
+
+
+def _timed_video(path: Path, times: list[float], movflags: str = "") -> Path:
+    """An H.264 clip (ultrafast) at time base 1/10 s with one index frame per time in ``times``."""
+    with av.open(str(path), "w", options={"movflags": movflags} if movflags else {}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.options = {"preset": "ultrafast", "threads": "1"}
+        for index, time in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(index_frame(index), format="rgb24")
+            frame.pts, frame.time_base = round(time * 10), Fraction(1, 10)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("method", ["scan", "seek"])
+def test_a_file_cut_short_is_an_error_not_a_repeated_last_frame(tmp_path: Path, method: str) -> None:
+    """The index (moov at the front) says 10 s; half the bytes hold ~4 s of frames. The reader used to return
+    the last decodable frame for every later time."""
+    from data_modules.video import TruncatedVideoError
+
+    whole = _timed_video(tmp_path / "whole.mp4", [i / 10 for i in range(100)], movflags="faststart")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert probe(cut).duration == 10.0
+    assert read_video(whole, fps=1.0, method=method).timestamps.tolist() == [float(t) for t in range(10)]
+    with pytest.raises(TruncatedVideoError, match=r"cut\.mp4: decoded frames end at .* the container says 10\.00 s"):
+        read_video(cut, fps=1.0, method=method)
+
+
+def test_a_held_frame_that_a_later_frame_ends_is_not_a_cut(tmp_path: Path) -> None:
+    """Variable frame rate: frames 0-3.9 s, then one at 9.9 s; the frame of 3.9 s is on screen until then."""
+    path = _timed_video(tmp_path / "held.mp4", [i / 10 for i in range(40)] + [9.9])
+    clip = read_video(path, fps=1.0)
+    assert clip.timestamps[-1] == pytest.approx(3.9) and len(clip.timestamps) == 10
