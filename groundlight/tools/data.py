@@ -13,6 +13,7 @@ DATA_TOOLS = {
     "d2vlm-preferences": ("groundlight.tools.d2vlm_preferences:main", "D²VLM annotations → factorized FPO preference pairs"),
     "d2vlm-synth": ("data_modules.d2vlm_synth:main", "add D²VLM's multi-event tasks (E.T. Instruct format) to a generated benchmark"),
     "finevid": ("groundlight.tools.data:finevid_main", "add FineVidBench-style questions to a generated synthetic benchmark"),
+    "check": ("groundlight.tools.data_check:main", "check every annotation file and video of a data directory (JSON report)"),
 }
 
 

@@ -1,0 +1,182 @@
+"""``groundlight data check DIR``: every annotation file and every video of a data directory, checked against reality.
+
+1. Each task file that exists under ``DIR`` (the layouts of :data:`data_modules.readers.TASK_FILES`, any split) is read
+   with its official-format reader; a reader's error (malformed line, non-finite number, a path leaving the data
+   root, bad UTF-8, too many options ...) is reported with the file and line it names.
+2. Each distinct video the annotations name is probed and decoded at 1 fps in parallel worker processes (a progress
+   bar on stderr): missing, corrupt or empty files, files cut short (frames stop before the length the container
+   states), rotated footage (reported: the reader turns it upright), and samples whose annotated duration or windows
+   the video does not have.
+
+Writes a JSON report (``--out``, default ``DIR/data_check.json``) with every error and warning and their counts by
+kind, prints the counts, and exits 1 when there is an error, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data_modules.readers import TASK_FILES, read_task_split
+from data_modules.samples import VideoSample
+
+WINDOW_SLACK = 0.5
+"""Seconds a ground-truth window may run past the probed end (annotations round to the second)."""
+
+
+@dataclass
+class VideoUse:
+    """What the annotations say of one video: the samples naming it and their stated durations and windows."""
+
+    path: str
+    samples: list[tuple[str, float | None, list[tuple[float, float]]]] = field(default_factory=list)
+
+
+def annotation_files(data_dir: Path, tasks: list[str] | None) -> list[tuple[str, str, Path]]:
+    """``(task, split, file)`` for every task file present under ``data_dir``."""
+    found = []
+    for task, (pattern, _) in TASK_FILES.items():
+        if tasks and task not in tasks:
+            continue
+        head, _, tail = pattern.partition("{split}")
+        prefix = f"{data_dir.as_posix()}/{head}"
+        for path in sorted(glob.glob(glob.escape(prefix) + "*" + glob.escape(tail))):
+            split = Path(path).as_posix()[len(prefix):][: -len(tail) or None]
+            if split and "/" not in split:
+                found.append((task, split, Path(path)))
+    return found
+
+
+def read_annotations(data_dir: Path, tasks: list[str] | None) -> tuple[dict[str, VideoUse], list[dict[str, Any]], int]:
+    """The videos the annotations name, the annotation errors, and the number of samples read."""
+    videos: dict[str, VideoUse] = {}
+    errors, count, read = [], 0, set()
+    for task, split, path in annotation_files(data_dir, tasks):
+        if path in read:  # another task reads the same file (e.g. charades_sta_ft): its samples are the same clips
+            continue
+        read.add(path)
+        try:
+            samples: list[VideoSample] = read_task_split(data_dir, task, split)
+        except (ValueError, OSError, KeyError, TypeError) as error:  # readers name file:line in their messages
+            message = str(error) if str(path.name) in str(error) else f"{path}: {error}"
+            errors.append({"kind": "annotation", "file": str(path), "task": task, "error": message})
+            continue
+        count += len(samples)
+        for sample in samples:
+            paths = [sample.video_path] + [f.video_path for f in sample.frame_sets or []]
+            for video in dict.fromkeys(paths):
+                use = videos.setdefault(video, VideoUse(video))
+                use.samples.append((sample.source or sample.sample_id, sample.duration, list(sample.windows or [])))
+    return videos, errors, count
+
+
+def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Errors, warnings and facts of one video (run in a worker process)."""
+    import av
+    import torch
+
+    from data_modules.datamodule import DURATION_TOLERANCE
+    from data_modules.video import TruncatedVideoError, VideoError, probe, read_video, resolve_video
+
+    torch.set_num_threads(1)
+    errors, warnings = [], []
+
+    def error(kind: str, message: str, sample: str | None = None) -> None:
+        errors.append({"kind": kind, "video": use.path, "sample": sample, "error": message})
+
+    try:
+        info = probe(use.path)
+        read_video(use.path, fps=1.0, size=(32, 32))
+    except TruncatedVideoError as problem:
+        error("short", str(problem))
+        return errors, warnings, {}
+    except VideoError as problem:
+        error("missing" if "no such video file" in str(problem) else "corrupt", str(problem))
+        return errors, warnings, {}
+    try:
+        with av.open(str(resolve_video(use.path))) as container:
+            first = next(container.decode(video=0))
+            rotation = int(first.rotation or 0)
+    except (av.FFmpegError, StopIteration):  # decoded above: only the rotation is unknown
+        rotation = 0
+    if rotation % 360:
+        warnings.append({"kind": "rotated", "video": use.path,
+                         "warning": f"display matrix turns it {rotation} degrees counter-clockwise (applied on read)"})
+    seconds, fraction = DURATION_TOLERANCE
+    for sample, duration, windows in use.samples:
+        if duration is not None and abs(duration - info.duration) > max(seconds, fraction * info.duration):
+            error("duration", f"annotates {duration:.2f} s, the video lasts {info.duration:.2f} s", sample)
+        outside = [w for w in windows if w[1] > info.duration + WINDOW_SLACK or w[0] < 0]
+        if outside:
+            error("window", f"window {list(outside[0])} lies outside the video's {info.duration:.2f} s", sample)
+    return errors, warnings, {"duration": info.duration, "fps": info.fps, "rotation": rotation}
+
+
+def run_checks(videos: dict[str, VideoUse], workers: int, progress: bool = True) -> tuple[list, list]:
+    """Every video checked, in ``workers`` processes (0: in this one)."""
+    errors, warnings = [], []
+    uses = list(videos.values())
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a transitive dependency of the stack; without it, no bar
+        tqdm = None
+
+    def collect(results) -> None:  # noqa: ANN001
+        bar = tqdm(results, total=len(uses), desc="videos", unit="video", file=sys.stderr,
+                   disable=not progress) if tqdm else results
+        for found, warned, _ in bar:
+            errors.extend(found)
+            warnings.extend(warned)
+
+    if workers <= 0:
+        collect(map(check_video, uses))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            collect(pool.map(check_video, uses, chunksize=4))
+    return errors, warnings
+
+
+def check(data_dir: str | Path, tasks: list[str] | None = None, workers: int = 2, progress: bool = True) -> dict[str, Any]:
+    """The report of :func:`main` as a dict."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"{data_dir} is not a directory")
+    videos, errors, samples = read_annotations(data_dir, tasks)
+    video_errors, warnings = run_checks(videos, workers, progress)
+    errors += video_errors
+    return {
+        "data_dir": str(data_dir), "annotation_files": [str(p) for _, _, p in annotation_files(data_dir, tasks)],
+        "samples": samples, "videos": len(videos),
+        "error_counts": dict(Counter(e["kind"] for e in errors)), "warning_counts": dict(Counter(w["kind"] for w in warnings)),
+        "errors": errors, "warnings": warnings,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="groundlight data check", description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--tasks", nargs="+", default=None, help=f"only these tasks (default: every task file found; known: {', '.join(TASK_FILES)})")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes (0: none)")
+    parser.add_argument("--out", type=Path, default=None, help="the JSON report (default DATA_DIR/data_check.json)")
+    args = parser.parse_args(argv)
+    from groundlight.io import write_json_atomic
+
+    report = check(args.data_dir, args.tasks, args.workers)
+    out = args.out or args.data_dir / "data_check.json"
+    write_json_atomic(out, report)
+    print(f"{report['samples']} samples, {report['videos']} videos; errors {report['error_counts'] or 0}, "
+          f"warnings {report['warning_counts'] or 0} → {out}")
+    for entry in report["errors"][:20]:
+        print(f"  {entry['kind']}: {entry['error']}" + (f" ({entry['sample']})" if entry.get("sample") else ""))
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
