@@ -40,8 +40,10 @@ class VideoUse:
 
 
 def annotation_files(data_dir: Path, tasks: list[str] | None) -> list[tuple[str, str, Path]]:
-    """``(task, split, file)`` for every task file present under ``data_dir``."""
-    found = []
+    """``(task, split, file)`` for every task file present under ``data_dir``. A file two layouts match
+    (``d2vlm/train_pairs.json`` is ``d2vlm/{split}.json`` and ``d2vlm/{split}_pairs.json``) belongs to the more
+    specific one, the longer literal tail."""
+    best: dict[Path, tuple[int, list[tuple[str, str]]]] = {}
     for task, (pattern, _) in TASK_FILES.items():
         if tasks and task not in tasks:
             continue
@@ -49,9 +51,14 @@ def annotation_files(data_dir: Path, tasks: list[str] | None) -> list[tuple[str,
         prefix = f"{data_dir.as_posix()}/{head}"
         for path in sorted(glob.glob(glob.escape(prefix) + "*" + glob.escape(tail))):
             split = Path(path).as_posix()[len(prefix):][: -len(tail) or None]
-            if split and "/" not in split:
-                found.append((task, split, Path(path)))
-    return found
+            if not split or "/" in split:
+                continue
+            length, readers = best.get(Path(path), (-1, []))
+            if len(tail) > length:
+                best[Path(path)] = (len(tail), [(task, split)])
+            elif len(tail) == length:
+                readers.append((task, split))
+    return [(task, split, path) for path, (_, readers) in sorted(best.items()) for task, split in readers]
 
 
 def read_annotations(data_dir: Path, tasks: list[str] | None) -> tuple[dict[str, VideoUse], list[dict[str, Any]], int]:
@@ -130,7 +137,7 @@ def run_checks(videos: dict[str, VideoUse], workers: int, progress: bool = True)
 
     def collect(results) -> None:  # noqa: ANN001
         bar = tqdm(results, total=len(uses), desc="videos", unit="video", file=sys.stderr,
-                   disable=not progress) if tqdm else results
+                   disable=None if progress else True) if tqdm else results  # None: off when stderr is no terminal
         for found, warned, _ in bar:
             errors.extend(found)
             warnings.extend(warned)

@@ -81,3 +81,15 @@ def test_the_command_writes_its_report_and_exits_non_zero_on_errors(faulty: Path
     (clean / "charades_sta" / "test.txt").write_text("good 0.5 2.0##the red circle appears.\n")
     assert main([str(clean), "--workers", "0"]) == 0
     assert json.loads((clean / "data_check.json").read_text())["errors"] == []
+
+
+def test_a_file_two_layouts_match_belongs_to_the_more_specific_one(tmp_path: Path) -> None:
+    from groundlight.tools.data_check import annotation_files
+
+    (tmp_path / "d2vlm").mkdir()
+    for name in ("train.json", "train_pairs.json"):
+        (tmp_path / "d2vlm" / name).write_text("[]")
+    found = {(task, split, path.name) for task, split, path in annotation_files(tmp_path, None)}
+    assert ("d2vlm_preferences", "train", "train_pairs.json") in found
+    assert not any(split == "train_pairs" for _, split, _ in found)
+    assert ("et_instruct_d2vlm", "train", "train.json") in found
