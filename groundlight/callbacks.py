@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from groundlight.io import write_json_atomic, write_jsonl_atomic
 
@@ -25,6 +28,39 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         self._last_checkpoint_saved = filepath
         for logger in trainer.loggers:
             logger.after_save_checkpoint(self)
+
+
+log = logging.getLogger(__name__)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+"""The exit status of a run stopped by SIGTERM (143), as a shell reports a process it killed: never 0."""
+
+
+class CheckpointOnSigterm(L.Callback):
+    """A SIGTERM during fit (a scheduler's preemption, ``scancel``, ``kill``) writes ``last.ckpt`` where the run's
+    checkpoints go, atomically, then the process exits 143 instead of Lightning's 0, so a scheduler never sees
+    success. Resume with ``--ckpt_path <dir>/last.ckpt``.
+
+    Lightning notices the signal between steps and raises :class:`SIGTERMException` (a ``SystemExit`` without a
+    status); this callback saves on it and gives the exception its status.
+    """
+
+    filename = "last.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or not trainer.training:
+            return
+        checkpoints = trainer.checkpoint_callback
+        directory = Path(checkpoints.dirpath) if checkpoints is not None and checkpoints.dirpath else \
+            Path(trainer.default_root_dir) / "checkpoints"
+        path = directory / self.filename
+        temporary = f"{path}.tmp"
+        trainer.save_checkpoint(temporary)
+        if trainer.is_global_zero:
+            os.replace(temporary, path)
+            log.warning("SIGTERM at step %d: checkpoint written to %s; exiting %d", trainer.global_step, path,
+                        SIGTERM_EXIT)
+        exception.code = SIGTERM_EXIT
 
 
 class RunSummary(L.Callback):

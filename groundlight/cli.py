@@ -14,7 +14,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
-from groundlight.callbacks import AtomicModelCheckpoint, JsonlPredictionWriter, RunSummary
+from groundlight.callbacks import AtomicModelCheckpoint, CheckpointOnSigterm, JsonlPredictionWriter, RunSummary
 
 TOOLS = {
     "data": "groundlight.tools.data:main",
@@ -102,6 +102,8 @@ class GroundlightCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(RunSummary(self.run_dir, self.config_paths))
+        if self.subcommand in (None, "fit"):  # None: built with run=False, to be fitted by the caller
+            trainer.callbacks.append(CheckpointOnSigterm())
         if self.subcommand == "predict":
             trainer.callbacks.append(JsonlPredictionWriter(self.predictions_path))
         return trainer

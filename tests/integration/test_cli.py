@@ -149,3 +149,27 @@ def test_test_run_writes_summary_with_every_config(synth_dir, tmp_path, monkeypa
     summary = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
     assert summary["config"] == config and summary["configs"] == [config, str(overlay)]
     assert 0.0 <= summary["mIoU"] <= 1.0
+
+
+def test_sigterm_mid_epoch_writes_a_checkpoint_and_exits_143(synth_dir, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM at step 2 of an epoch: last.ckpt holds step 2, and the exit status is 143, not 0."""
+    import os
+    import signal
+
+    import lightning as L
+
+    monkeypatch.chdir(ROOT)
+    cli = fit_cli(synth_dir, tmp_path, "--trainer.max_steps", "6")
+
+    class Preempt(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    cli.trainer.callbacks.append(Preempt())
+    with pytest.raises(SystemExit) as stopped:
+        cli.trainer.fit(cli.model, cli.datamodule)
+    assert stopped.value.code == 143
+    checkpoint = torch.load(tmp_path / "runs" / "sft" / "synth" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    assert checkpoint["global_step"] == 2
