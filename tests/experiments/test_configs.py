@@ -22,6 +22,7 @@ BACKBONES = sorted((EXPERIMENTS / "base" / "backbones").glob("*.yaml"))
 BUDGETS = sorted((EXPERIMENTS / "base" / "budgets").glob("*.yaml"))
 DATA_SOURCES = sorted((EXPERIMENTS / "base" / "data").glob("*.yaml"))
 SWEEPS = sorted((EXPERIMENTS / "sweeps").glob("*.yaml"))
+STRATEGIES = sorted((EXPERIMENTS / "base" / "strategies").glob("*.yaml"))
 CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIMENTS).parts[0] not in ("base", "sweeps"))
 TINY = EXPERIMENTS / "base" / "backbones" / "tiny_qwen2_5_vl.yaml"
 OVERLAYS = {  # overlay → a config it is documented to go on (wandb.yaml: tests/integration/test_cli.py runs it)
@@ -137,11 +138,12 @@ def unexplained_changes(before: dict, after: dict, sets: dict) -> list[str]:
 
 def test_every_yaml_is_checked_here():
     """A new file under experiments/ must be one of the kinds below (and so parsed by a test)."""
-    known = {*CONFIGS, *BACKBONES, *BUDGETS, *DATA_SOURCES, *SWEEPS, *(EXPERIMENTS / o for o in OVERLAYS), WANDB}
+    known = {*CONFIGS, *BACKBONES, *BUDGETS, *DATA_SOURCES, *SWEEPS, *STRATEGIES, *(EXPERIMENTS / o for o in OVERLAYS),
+             WANDB}
     assert set(EXPERIMENTS.rglob("*.yaml")) == known
 
 
-@pytest.mark.parametrize("path", [*CONFIGS, *SWEEPS, *(EXPERIMENTS / o for o in OVERLAYS), WANDB], ids=rel)
+@pytest.mark.parametrize("path", [*CONFIGS, *SWEEPS, *STRATEGIES, *(EXPERIMENTS / o for o in OVERLAYS), WANDB], ids=rel)
 def test_file_opens_with_the_command_that_runs_it(path):
     lines = path.read_text().splitlines()
     header = "\n".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))])
@@ -242,6 +244,17 @@ def test_overlay_changes_only_what_it_sets(resolve, overlay):
     config = EXPERIMENTS / OVERLAYS[overlay]
     after = resolve("--config", config, "--config", EXPERIMENTS / overlay)
     assert not unexplained_changes(resolve("--config", config), after, own_keys(EXPERIMENTS / overlay))
+
+
+@pytest.mark.parametrize("path", STRATEGIES, ids=rel)
+def test_strategy_overlay_parses_and_sets_only_trainer_keys(resolve, path):
+    """Each strategy goes after any experiment and changes its trainer only (DeepSpeed's is parsed against
+    Lightning's signature here, not built: deepspeed is an optional GPU extra)."""
+    config = EXPERIMENTS / "sft" / "synth.yaml"
+    before, after = resolve("--config", config), resolve("--config", config, "--config", path)
+    assert not unexplained_changes(before, after, own_keys(path))
+    assert all(key.startswith("trainer.") for key in own_keys(path))
+    assert after["trainer"]["strategy"] not in (None, "auto")
 
 
 @pytest.mark.parametrize("path", DATA_SOURCES, ids=rel)
