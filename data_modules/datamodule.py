@@ -6,6 +6,7 @@ the backbone's processor (taken from the LightningModule at ``setup``) → batch
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -207,6 +208,51 @@ class EpochShuffleSampler(Sampler[int]):
         return self.length
 
 
+class ResumableLoader(DataLoader):
+    """The training loader. Restored from a checkpoint written mid-epoch, the epoch it resumes skips the batches that
+    were already trained on, dropping their indices before any sample is read, so the run goes on with exactly the
+    batches an uninterrupted run would have seen next (the order is fixed by seed and epoch). Under a distributed
+    strategy each rank skips its own first batches of its shard.
+
+    Args:
+        resume: ``(epoch, batches)`` trained when the checkpoint was written (``GroundingDataModule.state_dict``), or
+            ``None``; applied to that epoch only.
+    """
+
+    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
+    @property
+    def _index_sampler(self) -> Any:
+        return _SkipFirst(self, super()._index_sampler)
+
+    def take_skip(self) -> int:
+        """Batches to skip in the epoch starting now (``resume``'s count in its epoch, else 0), once."""
+        if self.resume is None:
+            return 0
+        (epoch, batches), self.resume = self.resume, None
+        return batches if getattr(self.sampler, "epoch", epoch) == epoch else 0
+
+
+class _SkipFirst:
+    """A loader's index sampler whose next pass starts after the batches the loader says to skip. The skip is read at
+    the first batch, not when the iterator is made: Lightning sets the sampler's epoch in between."""
+
+    def __init__(self, loader: ResumableLoader, inner: Any) -> None:
+        self.loader, self.inner = loader, inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        skip = self.loader.take_skip()
+        yield from itertools.islice(iter(self.inner), skip, None)
+
+
 class EvalShardSampler(DistributedSampler):
     """Evaluation under a distributed strategy: rank ``r`` of ``n`` takes indices ``r, r + n, ...``, each sample
     exactly once. ``DistributedSampler`` pads every rank to the same length with repeated samples, which the
@@ -327,6 +373,7 @@ class GroundingDataModule(L.LightningDataModule):
         self.splits = {"fit": train_split, "validate": val_split, "test": test_split, "predict": predict_split}
         self.sampling, self.prompts = sampling, prompts
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self._resume: tuple[int, int] | None = None  # (epoch, batches) of a restored mid-epoch checkpoint
         self.on_bad_video, self.cache_visual = on_bad_video, cache_visual
         self.max_eval_samples, self.seed = max_eval_samples, seed
         self.eval_tasks = list(eval_tasks) if eval_tasks is not None else None
@@ -385,14 +432,30 @@ class GroundingDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, with_answer: bool, shuffle: bool) -> DataLoader:
         data = self.datasets[name]
-        return DataLoader(
-            data,
+        options = dict(
             batch_size=self.batch_size if with_answer else self.eval_batch_size,
-            sampler=self._sampler(data) if shuffle else eval_sampler(data),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=with_answer),
         )
+        if not shuffle:
+            return DataLoader(data, sampler=eval_sampler(data), **options)
+        sampler = self._sampler(data)
+        trainer = self.trainer
+        if trainer is not None:  # the epoch it starts in (workers draw indices before Lightning sets it)
+            sampler.set_epoch(trainer.current_epoch)
+        resume, self._resume = self._resume, None
+        return ResumableLoader(data, sampler=sampler, resume=resume, **options)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the epoch and the batches of it trained so far (a mid-epoch resume skips them)."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        return {"epoch": trainer.current_epoch, "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume = (int(state_dict["epoch"]), int(state_dict["batches"])) if state_dict else None
 
     def _sampler(self, data: Dataset) -> Sampler[int]:
         """The training order: seeded per epoch; with a fragment ratio, the mix of ``MixedEpochSampler``."""

@@ -173,3 +173,39 @@ def test_sigterm_mid_epoch_writes_a_checkpoint_and_exits_143(synth_dir, tmp_path
     checkpoint = torch.load(tmp_path / "runs" / "sft" / "synth" / "checkpoints" / "last.ckpt", map_location="cpu",
                             weights_only=True)
     assert checkpoint["global_step"] == 2
+
+
+def test_a_run_stopped_mid_epoch_resumes_as_if_it_never_stopped(synth_dir, tmp_path, monkeypatch):
+    """Two epochs straight vs SIGTERM at step 3 of the first, then ``--ckpt_path last.ckpt``: the resumed run trains on
+    the rest of that epoch's batches (not the epoch again) and its losses are the straight run's from step 4 on."""
+    import os
+    import signal
+
+    import lightning as L
+
+    monkeypatch.chdir(ROOT)
+    one = ("--data.init_args.batch_size", "1")  # enough batches in an epoch to stop inside one
+    straight = fit_cli(synth_dir, tmp_path / "a", *one)
+    full = record_losses(straight)
+    straight.trainer.fit(straight.model, straight.datamodule)
+    per_epoch = straight.trainer.num_training_batches
+    assert per_epoch > 4 and len(full.losses) == 2 * per_epoch
+
+    stopped = fit_cli(synth_dir, tmp_path / "b", *one)
+    head = record_losses(stopped)
+
+    class Preempt(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    stopped.trainer.callbacks.append(Preempt())
+    with pytest.raises(SystemExit):
+        stopped.trainer.fit(stopped.model, stopped.datamodule)
+    checkpoint = tmp_path / "b" / "runs" / "sft" / "synth" / "checkpoints" / "last.ckpt"
+    assert head.losses == full.losses[:3]
+
+    resumed = fit_cli(synth_dir, tmp_path / "c", *one)
+    tail = record_losses(resumed)
+    resumed.trainer.fit(resumed.model, resumed.datamodule, ckpt_path=str(checkpoint), weights_only=True)
+    assert tail.losses == full.losses[3:]
