@@ -33,10 +33,10 @@ WINDOW_SLACK = 0.5
 
 @dataclass
 class VideoUse:
-    """What the annotations say of one video: the samples naming it and their stated durations and windows."""
+    """One video and the samples that name it."""
 
     path: str
-    samples: list[tuple[str, float | None, list[tuple[float, float]]]] = field(default_factory=list)
+    samples: list[VideoSample] = field(default_factory=list)
 
 
 def annotation_files(data_dir: Path, tasks: list[str] | None) -> list[tuple[str, str, Path]]:
@@ -80,7 +80,7 @@ def read_annotations(data_dir: Path, tasks: list[str] | None) -> tuple[dict[str,
             paths = [sample.video_path] + [f.video_path for f in sample.frame_sets or []]
             for video in dict.fromkeys(paths):
                 use = videos.setdefault(video, VideoUse(video))
-                use.samples.append((sample.source or sample.sample_id, sample.duration, list(sample.windows or [])))
+                use.samples.append(sample)
     return videos, errors, count
 
 
@@ -89,8 +89,8 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
     import av
     import torch
 
-    from data_modules.datamodule import DURATION_TOLERANCE
-    from data_modules.video import TruncatedVideoError, VideoError, probe, read_video, resolve_video
+    from data_modules.datamodule import check_duration
+    from data_modules.video import DurationMismatchError, TruncatedVideoError, VideoError, probe, read_video, resolve_video
 
     torch.set_num_threads(1)
     errors, warnings = [], []
@@ -116,13 +116,15 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
     if rotation % 360:
         warnings.append({"kind": "rotated", "video": use.path,
                          "warning": f"display matrix turns it {rotation} degrees counter-clockwise (applied on read)"})
-    seconds, fraction = DURATION_TOLERANCE
-    for sample, duration, windows in use.samples:
-        if duration is not None and abs(duration - info.duration) > max(seconds, fraction * info.duration):
-            error("duration", f"annotates {duration:.2f} s, the video lasts {info.duration:.2f} s", sample)
-        outside = [w for w in windows if w[1] > info.duration + WINDOW_SLACK or w[0] < 0]
+    for sample in use.samples:
+        name = sample.source or sample.sample_id
+        try:
+            check_duration(sample, info.duration)
+        except DurationMismatchError as problem:
+            error("duration", str(problem), name)
+        outside = [w for w in sample.windows or [] if w[1] > info.duration + WINDOW_SLACK or w[0] < 0]
         if outside:
-            error("window", f"window {list(outside[0])} lies outside the video's {info.duration:.2f} s", sample)
+            error("window", f"window {list(outside[0])} lies outside the video's {info.duration:.2f} s", name)
     return errors, warnings, {"duration": info.duration, "fps": info.fps, "rotation": rotation}
 
 
