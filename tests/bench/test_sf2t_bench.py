@@ -19,3 +19,4 @@ def test_bench_writes_its_numbers(tmp_path: Path) -> None:
     assert written["fragments_per_second_per_worker"] > 0
     assert set(written["clips"]) == {"ssv2_like", "mit_like"}
     assert all(clip["two_pass_over_one"] > 0 for clip in written["clips"].values())
+    assert 0 < written["data_time_fraction"] < 1 and written["num_workers"] == 0
