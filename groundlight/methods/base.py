@@ -50,6 +50,7 @@ class GroundingModule(L.LightningModule):
         self.stage_metrics = torch.nn.ModuleDict({"val": TaskMetrics(), "test": TaskMetrics()})
         self.skipped_batches = 0
         self.test_records: list[dict[str, Any]] = []  # per question, with its scores: the science reports' input
+        self._replay: dict[str, Any] | None = None  # distributed: the last batch that trained, for a skip's forward
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -70,6 +71,8 @@ class GroundingModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in diagnostics.items():
             self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
+        if self._distributed:
+            self._replay = batch
         return loss
 
     @property
@@ -79,10 +82,17 @@ class GroundingModule(L.LightningModule):
     def _skip(self) -> torch.Tensor | None:
         """What a skipped batch returns. Alone, ``None``: Lightning skips the optimizer step. Under a distributed
         strategy every rank must join the gradient all-reduce, which ``None`` would leave hanging (Lightning refuses
-        it): a zero loss over every trainable parameter, so this rank adds zero gradients to the others' average."""
+        it): a zero loss over every trainable parameter, so this rank adds zero gradients to the others' average.
+        That loss also replays the rank's last batch that trained, times zero, when it has one: the rank then runs
+        the same modules as the others, vision tower included, so a sharded strategy (FSDP, ZeRO-3) that gathers
+        parameters as modules run does not wait on a rank whose batch held no video."""
         if not self._distributed:
             return None
-        return sum((p.sum() for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)) * 0.0
+        zero = sum((p.sum() for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)) * 0.0
+        if self._replay is None:
+            return zero
+        replayed, _ = self.loss(self._replay)
+        return zero + torch.nan_to_num(replayed, nan=0.0, posinf=0.0, neginf=0.0) * 0.0
 
     def generate_texts(self, batch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         """The generation hook: greedy answers for a prompt batch, and per sample any fields the method adds

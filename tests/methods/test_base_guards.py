@@ -73,3 +73,23 @@ def test_a_skip_under_a_distributed_strategy_is_a_zero_loss_on_every_trainable_p
     assert logged == [("train/skipped_batches", 1.0, {"batch_size": 1, "sync_dist": True, "reduce_fx": "sum"})]
     empty = module.training_step({"samples": [], "skipped_videos": 1}, 1)
     assert empty.item() == 0.0
+
+
+def test_a_skip_under_a_distributed_strategy_replays_the_last_batch_that_trained(tiny_backbone):
+    """Every rank runs the same modules at every step: an all-skipped batch (every video unreadable) replays this
+    rank's last trained batch times zero, so the vision tower runs here as on the others, with zero gradients."""
+    from types import SimpleNamespace
+
+    calls = []
+
+    class Counting(FixedLoss):
+        def loss(self, batch):
+            calls.append(batch["samples"][0])
+            return super().loss(batch)
+
+    module = Counting(tiny_backbone, 0.5)
+    module.log = lambda *args, **kwargs: None
+    module._trainer = SimpleNamespace(world_size=2)
+    assert module.training_step({"samples": ["trained"], "skipped_videos": 0}, 0).item() == 0.5
+    replay = module.training_step({"samples": [], "skipped_videos": 4}, 1)
+    assert calls == ["trained", "trained"] and replay.item() == 0.0 and replay.requires_grad
