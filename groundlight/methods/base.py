@@ -58,6 +58,7 @@ class GroundingModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self._log_skipped_videos(batch, "train")
         if not batch["samples"]:
+            self._log_skipped_batches()
             return self._skip()
         loss, diagnostics = self.loss(batch)
         size = len(batch["samples"])
@@ -65,15 +66,22 @@ class GroundingModule(L.LightningModule):
             self.skipped_batches += 1
             ids = [s.sample_id for s in batch["samples"]]
             log.warning("non-finite loss %s (diagnostics %s); skipping batch of %s", loss.item(), diagnostics, ids)
-            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=size,
-                     sync_dist=self._distributed, reduce_fx="sum")
+            self._log_skipped_batches()
             return self._skip()
+        self._log_skipped_batches()
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in diagnostics.items():
             self.log(f"train/{name}", value.float() if torch.is_tensor(value) else value, batch_size=size)
         if self._distributed:
             self._replay = batch
         return loss
+
+    def _log_skipped_batches(self) -> None:
+        """The running count of skipped batches, summed over ranks. Logged at every step on every rank, skipped or
+        not: a synced log is a collective, and one made by the skipping rank alone would wait for the others forever."""
+        if self.skipped_batches or self._distributed:
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=1, sync_dist=self._distributed,
+                     reduce_fx="sum")
 
     @property
     def _distributed(self) -> bool:
@@ -92,7 +100,8 @@ class GroundingModule(L.LightningModule):
         if self._replay is None:
             return zero
         replayed, _ = self.loss(self._replay)
-        return zero + torch.nan_to_num(replayed, nan=0.0, posinf=0.0, neginf=0.0) * 0.0
+        # a non-finite replay would send NaN gradients (0 · NaN) into the all-reduce: then the plain zero
+        return zero + replayed * 0.0 if torch.isfinite(replayed) else zero
 
     def generate_texts(self, batch: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         """The generation hook: greedy answers for a prompt batch, and per sample any fields the method adds

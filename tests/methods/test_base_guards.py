@@ -93,3 +93,17 @@ def test_a_skip_under_a_distributed_strategy_replays_the_last_batch_that_trained
     assert module.training_step({"samples": ["trained"], "skipped_videos": 0}, 0).item() == 0.5
     replay = module.training_step({"samples": [], "skipped_videos": 4}, 1)
     assert calls == ["trained", "trained"] and replay.item() == 0.0 and replay.requires_grad
+
+
+def test_a_non_finite_replay_falls_back_to_the_plain_zero(tiny_backbone):
+    """0 · inf would put NaN gradients into the all-reduce: a replay that is not finite is dropped."""
+    from types import SimpleNamespace
+
+    module = FixedLoss(tiny_backbone, float("inf"))
+    module.log = lambda *args, **kwargs: None
+    module._trainer = SimpleNamespace(world_size=2)
+    module._replay = {"samples": ["stale"], "skipped_videos": 0}
+    loss = module.training_step({"samples": [], "skipped_videos": 2}, 0)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(not p.grad.isnan().any() for p in module.parameters() if p.requires_grad)

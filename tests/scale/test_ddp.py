@@ -59,3 +59,36 @@ def test_two_processes_log_the_one_process_metrics(runs):
     ranks (parse_failed 14 for 7 questions) until each process reset its own."""
     (one, _), (two, _) = runs
     assert two == pytest.approx(one)
+
+
+from groundlight.methods.sft import SFTModule  # noqa: E402
+
+
+class _NonFiniteOnRankOne(SFTModule):
+    """SFT whose loss on rank 1 at step 1 is NaN: that rank skips while rank 0 trains."""
+
+    def loss(self, batch):
+        loss, diagnostics = super().loss(batch)
+        if self.global_rank == 1 and self.global_step == 1:
+            return loss * float("nan"), diagnostics
+        return loss, diagnostics
+
+
+@pytest.mark.slow
+def test_a_skip_on_one_rank_neither_hangs_nor_diverges_the_ranks(synth_dir, tmp_path, monkeypatch):
+    """2 processes (gloo), 3 steps; rank 1 skips step 1 (a non-finite loss): the skip joins the all-reduce with a
+    zero loss that replays its last batch, both ranks finish (a synced count logged by the skipping rank alone waited
+    for the other rank forever), and the skip is counted once over the ranks."""
+    monkeypatch.chdir(ROOT)
+    torch.manual_seed(0)
+    cli = lightning_main([
+        "--config", "experiments/sft/synth.yaml", "--data.init_args.data_dir", str(synth_dir),
+        "--data.init_args.batch_size", "2", "--runs_dir", str(tmp_path), "--trainer.logger", "false",
+    ], run=False)
+    model = cli.model
+    model.__class__ = _NonFiniteOnRankOne
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=3, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0)
+    trainer.fit(model, cli.datamodule)  # a synced log made by the skipping rank alone used to hang here
+    assert float(trainer.callback_metrics["train/skipped_batches"]) == 1.0
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
