@@ -99,7 +99,12 @@ def test_a_non_finite_replay_falls_back_to_the_plain_zero(tiny_backbone):
     """0 · inf would put NaN gradients into the all-reduce: a replay that is not finite is dropped."""
     from types import SimpleNamespace
 
-    module = FixedLoss(tiny_backbone, float("inf"))
+    class Diverged(GroundingModule):
+        def loss(self, batch):  # depends on the weights, so 0 · loss would give them 0 · inf = NaN gradients
+            weight = next(p for p in self.parameters() if p.requires_grad)
+            return weight.sum() * float("inf"), {}
+
+    module = Diverged(tiny_backbone)
     module.log = lambda *args, **kwargs: None
     module._trainer = SimpleNamespace(world_size=2)
     module._replay = {"samples": ["stale"], "skipped_videos": 0}
