@@ -159,9 +159,11 @@ class GroundingModule(L.LightningModule):
         metrics.reset()
 
     def _log_skipped_videos(self, batch: dict[str, Any], stage: str) -> None:
-        if batch.get("skipped_videos"):
-            self.log(f"{stage}/skipped_videos", float(batch["skipped_videos"]), reduce_fx="sum",
-                     batch_size=1, on_step=False, on_epoch=True)
+        """Unreadable videos dropped from the batch, summed over the epoch and, under a distributed strategy, over
+        the ranks: then every rank logs at every step (zero included), so the epoch-end sync is one every rank joins."""
+        if batch.get("skipped_videos") or self._distributed:
+            self.log(f"{stage}/skipped_videos", float(batch.get("skipped_videos", 0)), reduce_fx="sum",
+                     batch_size=1, on_step=False, on_epoch=True, sync_dist=self._distributed)
 
     def configure_optimizers(self) -> dict[str, Any]:
         config = self.optimizer_config

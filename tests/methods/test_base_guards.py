@@ -70,7 +70,11 @@ def test_a_skip_under_a_distributed_strategy_is_a_zero_loss_on_every_trainable_p
     grads = [p.grad for p in module.parameters() if p.requires_grad]
     assert grads and all(g is not None and not g.any() for g in grads)
     assert module.skipped_batches == 1
-    assert logged == [("train/skipped_batches", 1.0, {"batch_size": 1, "sync_dist": True, "reduce_fx": "sum"})]
+    assert logged == [  # every rank logs both counts at every step: each synced log is a collective all ranks join
+        ("train/skipped_videos", 0.0, {"reduce_fx": "sum", "batch_size": 1, "on_step": False, "on_epoch": True,
+                                       "sync_dist": True}),
+        ("train/skipped_batches", 1.0, {"batch_size": 1, "sync_dist": True, "reduce_fx": "sum"}),
+    ]
     empty = module.training_step({"samples": [], "skipped_videos": 1}, 1)
     assert empty.item() == 0.0
 
