@@ -84,13 +84,14 @@ def read_annotations(data_dir: Path, tasks: list[str] | None) -> tuple[dict[str,
     return videos, errors, count
 
 
-def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """Errors, warnings and facts of one video (run in a worker process)."""
+def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Errors and warnings of one video (run in a worker process): one 1-fps read, then its first frame for the
+    rotation."""
     import av
     import torch
 
     from data_modules.datamodule import check_duration
-    from data_modules.video import DurationMismatchError, TruncatedVideoError, VideoError, probe, read_video, resolve_video
+    from data_modules.video import DurationMismatchError, TruncatedVideoError, VideoError, read_video, resolve_video
 
     torch.set_num_threads(1)
     errors, warnings = [], []
@@ -99,14 +100,13 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
         errors.append({"kind": kind, "video": use.path, "sample": sample, "error": message})
 
     try:
-        info = probe(use.path)
-        read_video(use.path, fps=1.0, size=(32, 32))
+        duration = read_video(use.path, fps=1.0, size=(32, 32)).duration
     except TruncatedVideoError as problem:
         error("short", str(problem))
-        return errors, warnings, {}
+        return errors, warnings
     except VideoError as problem:
         error("missing" if "no such video file" in str(problem) else "corrupt", str(problem))
-        return errors, warnings, {}
+        return errors, warnings
     try:
         with av.open(str(resolve_video(use.path))) as container:
             first = next(container.decode(video=0))
@@ -119,13 +119,13 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
     for sample in use.samples:
         name = sample.source or sample.sample_id
         try:
-            check_duration(sample, info.duration)
+            check_duration(sample, duration)
         except DurationMismatchError as problem:
             error("duration", str(problem), name)
-        outside = [w for w in sample.windows or [] if w[1] > info.duration + WINDOW_SLACK or w[0] < 0]
+        outside = [w for w in sample.windows or [] if w[1] > duration + WINDOW_SLACK or w[0] < 0]
         if outside:
-            error("window", f"window {list(outside[0])} lies outside the video's {info.duration:.2f} s", name)
-    return errors, warnings, {"duration": info.duration, "fps": info.fps, "rotation": rotation}
+            error("window", f"window {list(outside[0])} lies outside the video's {duration:.2f} s", name)
+    return errors, warnings
 
 
 def run_checks(videos: dict[str, VideoUse], workers: int, progress: bool = True) -> tuple[list, list]:
@@ -140,7 +140,7 @@ def run_checks(videos: dict[str, VideoUse], workers: int, progress: bool = True)
     def collect(results) -> None:  # noqa: ANN001
         bar = tqdm(results, total=len(uses), desc="videos", unit="video", file=sys.stderr,
                    disable=None if progress else True) if tqdm else results  # None: off when stderr is no terminal
-        for found, warned, _ in bar:
+        for found, warned in bar:
             errors.extend(found)
             warnings.extend(warned)
 

@@ -58,3 +58,20 @@ def test_an_explicit_policy_wins(monkeypatch):
     backbone = FAMILIES["qwen2_5_vl"].tiny()
     seen = _policy_kwargs(backbone, monkeypatch, auto_wrap_policy={type(backbone.vision_encoder())})
     assert seen["kwargs"]["auto_wrap_policy"]._module_classes == {type(backbone.vision_encoder())}
+
+
+def test_the_strategy_configs_build():
+    """The ddp and fsdp overlays' strategies, as the CLI would build them (DeepSpeed's need the optional package and
+    a GPU: tests/experiments/test_configs.py parses them against Lightning's signature)."""
+    from pathlib import Path
+
+    import yaml
+    from lightning.pytorch.strategies import DDPStrategy
+
+    folder = Path(__file__).resolve().parents[2] / "experiments" / "base" / "strategies"
+    ddp = yaml.safe_load((folder / "ddp.yaml").read_text())["trainer.strategy"]
+    assert isinstance(L.Trainer(accelerator="cpu", devices=1, strategy=ddp, logger=False).strategy, DDPStrategy)
+    fsdp = yaml.safe_load((folder / "fsdp.yaml").read_text())["trainer.strategy"]
+    assert fsdp["class_path"] == "groundlight.strategies.DecoderLayerFSDP"
+    strategy = DecoderLayerFSDP(**fsdp["init_args"])
+    assert strategy.checkpoint_decoder_layers and strategy._state_dict_type == "full"
