@@ -1,7 +1,7 @@
 """The ``groundlight`` console script.
 
 ``fit|validate|test|predict`` run through LightningCLI; ``data``, ``eval``, ``demo``, ``bench``,
-``sweep``, ``analyze`` and ``recipe`` (experiment chains) are tools beside it.
+``sweep``, ``analyze``, ``recipe`` (experiment chains) and ``estimate`` (memory before a run) are tools beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TOOLS = {
     "sweep": "groundlight.tools.sweep:main",
     "analyze": "groundlight.analysis.cli:main",
     "recipe": "groundlight.recipes:main",
+    "estimate": "groundlight.tools.estimate:main",
 }
 
 
@@ -109,11 +110,12 @@ class GroundlightCLI(LightningCLI):
         return trainer
 
 
-def lightning_main(args: list[str] | None = None, run: bool = True) -> GroundlightCLI:
+def lightning_main(args: list[str] | None = None, run: bool = True,
+                   cli_class: type[GroundlightCLI] = GroundlightCLI) -> GroundlightCLI:
     from groundlight.methods.base import GroundingModule
     from lightning import LightningDataModule
 
-    return GroundlightCLI(
+    return cli_class(
         GroundingModule,
         LightningDataModule,
         subclass_mode_model=True,

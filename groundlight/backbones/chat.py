@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from groundlight.backbones.base import (
     LoraOptions,
@@ -158,9 +158,13 @@ class HFVideoBackbone(TokenKeep, VideoBackbone):
     @staticmethod
     def from_hub(model_class: type, pretrained: str, dtype: str, attn_implementation: str, trust_remote_code: bool,
                  local_files_only: bool, **model_kwargs: Any) -> tuple[nn.Module, Any]:
-        """The checkpoint's model and tokenizer; ``trust_remote_code`` stays off unless the user turns it on."""
+        """The checkpoint's model and tokenizer; ``trust_remote_code`` stays off unless the user turns it on. Under
+        ``torch.device("meta")`` only the config is read and the model holds no memory (``groundlight estimate``)."""
         options = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
         tokenizer = AutoTokenizer.from_pretrained(pretrained, **options)
+        if torch.get_default_device().type == "meta":  # shapes only (`groundlight estimate`): the config, no weights
+            config = AutoConfig.from_pretrained(pretrained, **options)
+            return model_class._from_config(config, dtype=getattr(torch, dtype), attn_implementation=attn_implementation), tokenizer
         model = model_class.from_pretrained(pretrained, dtype=getattr(torch, dtype),
                                            attn_implementation=attn_implementation, **options, **model_kwargs)
         return model, tokenizer
