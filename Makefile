@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 PIP_INSTALL := $(PIP) install -c constraints.txt
 export WANDB_MODE ?= offline
 
-.PHONY: help setup test test-full demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth d2vlm-synth tiny-base
+.PHONY: help setup setup-eval test test-eval test-full gpu-smoke demo data bench clean groundvts-synth groundvts-synth-seed groundvts-qwen self-consistency-synth self-consistency-seed self-consistency-steer sf2t-synth d2vlm-synth tiny-base
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,6 +20,19 @@ setup:  ## create .venv and install groundlight with dev extras (torch pinned by
 
 test:  ## fast tests (no @slow)
 	$(PY) -m pytest -q -x
+
+# METEOR 1.5 has no Python port: pycocoevalcap ships the original jar, which needs a Java runtime (the distribution's
+# headless JRE; apt needs root, else sudo). Without them METEOR and SODA_c are left out of captioning results.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+setup-eval:  ## Java (headless JRE, if no java) and pycocoevalcap, so METEOR and SODA_c are scored
+	@command -v java >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends default-jre-headless; }
+	$(PIP_INSTALL) -q pycocoevalcap
+	@$(PY) -c "from groundlight.metrics.captioning import find_meteor_jar, java_available; \
+		assert java_available() and find_meteor_jar(), 'java or meteor-1.5.jar missing'; print('METEOR ready:', find_meteor_jar())"
+
+test-eval:  ## METEOR and SODA_c against the official scripts' outputs (after make setup-eval; about 1.5 min)
+	$(PY) -m pytest -q -m slow tests/metrics/test_captioning.py tests/metrics/test_etbench.py
 
 test-full:  ## every test, including @pytest.mark.slow
 	$(PY) -m pytest -q -m "slow or not slow"
