@@ -34,6 +34,9 @@ setup-eval:  ## Java (headless JRE, if no java) and pycocoevalcap, so METEOR and
 test-eval:  ## METEOR and SODA_c against the official scripts' outputs (after make setup-eval; about 1.5 min)
 	$(PY) -m pytest -q -m slow tests/metrics/test_captioning.py tests/metrics/test_etbench.py
 
+gpu-smoke:  ## on a GPU: one real-size step per method (random-init Qwen2.5-VL-7B shape, bf16, LoRA) → runs/gpu_smoke/summary.json
+	$(VENV)/bin/groundlight recipe gpu-smoke
+
 test-full:  ## every test, including @pytest.mark.slow
 	$(PY) -m pytest -q -m "slow or not slow"
 

@@ -166,9 +166,13 @@ def _frame_interval(timestamps: torch.Tensor) -> float:
 
 @dataclass
 class TinyQwenConfig:
-    """A random-init Qwen2.5-VL of the real class, small enough to train on a CPU.
+    """A random-init Qwen2.5-VL of the real class: small enough to train on a CPU by default, or any shape (the
+    7B-shaped smoke build, ``qwen2_5_vl_7b_shaped.yaml``).
 
-    ``mrope_section`` must sum to ``hidden_size / num_heads / 2``.
+    ``mrope_section`` must sum to ``hidden_size / num_heads / 2``. ``embedding_rows`` sizes the embedding and LM head
+    beyond the offline tokenizer's vocabulary (the checkpoint's 152064 rows; the extra rows are never generated from a
+    prompt, their logits still cost what the real model's do). ``full_attention_blocks``: vision blocks with full
+    attention (default: the last), the others windowed.
     """
 
     hidden_size: int = 64
@@ -183,6 +187,8 @@ class TinyQwenConfig:
     vision_heads: int = 2
     tokens_per_second: int = 2
     vocab_size: int = 1024
+    embedding_rows: int | None = None
+    full_attention_blocks: tuple[int, ...] | None = None
 
     def build_config(self, tokenizer: Any) -> Qwen2_5_VLConfig:
         head_dim = self.hidden_size // self.num_heads
@@ -190,7 +196,7 @@ class TinyQwenConfig:
             raise ValueError(f"mrope_section {self.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
         ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>")}
         text = dict(
-            vocab_size=len(tokenizer), hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+            vocab_size=max(len(tokenizer), self.embedding_rows or 0), hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
             num_key_value_heads=self.num_kv_heads, max_position_embeddings=32768,
             rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": list(self.mrope_section)},
@@ -199,7 +205,8 @@ class TinyQwenConfig:
         vision = dict(
             depth=self.vision_depth, hidden_size=self.vision_hidden_size, num_heads=self.vision_heads,
             intermediate_size=self.vision_intermediate_size, out_hidden_size=self.hidden_size,
-            tokens_per_second=self.tokens_per_second, fullatt_block_indexes=[self.vision_depth - 1],
+            tokens_per_second=self.tokens_per_second,
+            fullatt_block_indexes=list(self.full_attention_blocks or [self.vision_depth - 1]),
         )
         return Qwen2_5_VLConfig(
             text_config=text, vision_config=vision, video_token_id=ids["<|video_pad|>"],
