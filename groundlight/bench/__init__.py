@@ -19,6 +19,7 @@ SUITES = {
     "self_consistency": "groundlight.bench.self_consistency:run",
     "sf2t": "groundlight.bench.sf2t:run",
     "d2vlm": "groundlight.bench.d2vlm:run",
+    "qvhighlights": "groundlight.bench.qvhighlights:run",
 }
 
 

@@ -5,6 +5,14 @@ windows at IoU 0.5:0.05:0.95 with greedy matching, and R1 of the first listed wi
 both per ground-truth length bucket. Highlight detection (HD): per query and annotator,
 the AP of the clip ranking, and HIT@1 of the top-scored clip, at saliency levels 2/3/4.
 
+Scoring is batched over queries in numpy, ``CHUNK`` at a time, with ranks (MR) or clips
+(HD) on the first axis and queries on the last, so running sums and maxima are loops of
+whole-slice operations (``scan``). Queries are grouped by their number of ground-truth
+windows (MR) or of clips (HD), so no array is padded along an axis that numpy sorts
+(``np.argsort`` is not stable, and its tie order decides matches), and each query's AP
+terms are summed as a row of their own length (numpy sums pairwise, so the length decides
+the rounding): every per-query score equals the official loop's bit for bit.
+
 MR accumulates sums; HD keeps one row per query in ``cat`` list states (so, as with any
 ``cat`` state, every DDP rank must see at least one query) because its mean is numpy's
 pairwise sum. Both reproduce the official arithmetic, so rounded percentages agree to the digit.
@@ -12,14 +20,17 @@ pairwise sum. Both reproduce the official arithmetic, so rounded percentages agr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from groundlight.metrics.temporal import temporal_iou
+from groundlight.metrics.temporal import paired_temporal_iou
 
 Window = Sequence[float]
 MR_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -30,74 +41,144 @@ LENGTH_BUCKETS: dict[str, tuple[float, float] | None] = {
     "full": None,
 }
 SALIENCY_LEVELS: dict[str, int] = {"Fair": 2, "Good": 3, "VeryGood": 4}
+CHUNK = 2048
+"""Queries that ``update`` scores at once: bounds the memory of the batched arrays."""
 
 
-def bucket_windows(windows: Sequence[Window], bounds: tuple[float, float] | None) -> list[Window]:
-    """Ground-truth windows whose length lies in ``(low, high]``; all of them for ``None``."""
+def flatten(
+    rows: Sequence[Sequence], width: int | None = None, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged rows as one float64 array of their items, and the row lengths ``(Q,)``.
+
+    Items are numbers, or with ``width`` sequences whose first ``width`` numbers are kept
+    (windows: ``(total, width)``); ``limit`` keeps the first items of each row.
+    """
+    kept = rows if limit is None else [row[:limit] for row in rows]
+    lengths = np.fromiter(map(len, kept), np.intp, len(kept))
+    items = chain.from_iterable(kept)
+    if width is not None:
+        items = chain.from_iterable(map(itemgetter(slice(width)), items))
+    flat = np.fromiter(items, float, int(lengths.sum()) * (width or 1))
+    return (flat if width is None else flat.reshape(-1, width)), lengths
+
+
+def pad(flat: np.ndarray, lengths: np.ndarray, fill: float) -> np.ndarray:
+    """Flattened rows back as ``(Q, max(1, max(lengths)), ...)``, ``fill`` past each row's end."""
+    columns = max(int(lengths.max(initial=0)), 1)
+    padded = np.full((len(lengths), columns) + flat.shape[1:], fill)
+    padded[np.arange(columns) < lengths[:, None]] = flat
+    return padded
+
+
+def scan(ufunc: np.ufunc, values: np.ndarray, dtype: DTypeLike = None) -> np.ndarray:
+    """``ufunc.accumulate(values, 0)`` (C-contiguous) as one whole-slice operation per step.
+
+    numpy's own accumulate runs a short loop per column; this vectorises over the columns
+    and combines the same values in the same order.
+    """
+    out = np.array(values, dtype=dtype, order="C")
+    for i in range(1, len(out)):
+        ufunc(out[i - 1 : i], out[i : i + 1], out=out[i : i + 1])
+    return out
+
+
+def column_sums(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``np.sum(values[:, i][mask[:, i]])`` for every column ``i`` of ``(K, ...)`` arrays, bit for bit.
+
+    numpy sums pairwise, so how the additions are grouped depends on how many values are
+    summed: each column's selected values are summed as a row of that length.
+    """
+    shape = values.shape[1:]
+    values, mask = values.reshape(len(values), -1), mask.reshape(len(mask), -1)
+    rank = scan(np.add, mask, np.intp)  # each selected value's place in its column, from 1
+    counts = rank[-1]
+    starts = np.cumsum(counts) - counts
+    picked = np.flatnonzero(mask)
+    selected = np.empty(len(picked))  # column after column, in order
+    selected[starts[picked % mask.shape[1]] + rank.reshape(-1)[picked] - 1] = values.reshape(-1)[picked]
+    sums = np.zeros(len(counts))
+    for count in np.unique(counts[counts > 0]):
+        columns = np.flatnonzero(counts == count)
+        sums[columns] = selected[starts[columns, None] + np.arange(count)].sum(-1)
+    return sums.reshape(shape)
+
+
+def chunks(preds: Sequence, targets: Sequence) -> Iterator[tuple[Sequence, Sequence]]:
+    """``CHUNK`` queries at a time; there must be as many predictions as targets."""
+    if len(preds) != len(targets):
+        raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
+    for begin in range(0, len(preds), CHUNK):
+        yield preds[begin : begin + CHUNK], targets[begin : begin + CHUNK]
+
+
+def add_in_order(total: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """``total`` plus ``rows[0]``, then ``rows[1]``, ...: rounded as a per-query ``+=`` loop."""
+    start = total.detach().cpu().numpy()[None]
+    return torch.from_numpy(np.cumsum(np.concatenate([start, rows]), 0)[-1]).to(total)
+
+
+def in_bucket(lengths: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    """Which ground-truth window lengths lie in ``(low, high]``; all of them for ``None``."""
     if bounds is None:
-        return list(windows)
+        return np.ones(lengths.shape, bool)
     low, high = bounds
-    return [w for w in windows if low < w[1] - w[0] <= high]
+    return (low < lengths) & (lengths <= high)
+
+
+def rank_by_score(windows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each query's ``[start, end, score]`` windows ``(Q, N, 3)`` by descending score, padding last.
+
+    The sort is stable, so equal scores keep list order.
+    """
+    padding = np.arange(windows.shape[1]) >= counts[:, None]
+    order = np.lexsort((-windows[..., 2], padding), axis=-1)
+    return np.take_along_axis(windows, order[..., None], 1)
 
 
 def greedy_hits(iou: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """True positives ``(T, N)`` of score-ranked predictions against ``M`` ground truths.
+    """True positives ``(N, T, Q)`` of score-ranked predictions, from ``iou (N, M, Q)`` with ``M`` truths.
 
-    Each prediction, best first, takes the untaken ground truth it overlaps most among
-    those at or above the threshold. Equal overlaps are visited in reversed
-    ``np.argsort`` order, as the official ``argsort()[::-1]``.
+    Each prediction, best first, walks the truths from the one it overlaps most and stops
+    at the first that is below the threshold or not yet taken; it takes that truth if it
+    reaches the threshold. Equal overlaps are walked in reversed ``np.argsort`` order, as
+    the official ``argsort()[::-1]``, so ``M`` must not be padded: numpy's sort is not
+    stable. A padding prediction (IoU ``-inf``) takes nothing.
     """
-    hits = np.zeros((len(thresholds), iou.shape[0]), dtype=bool)
-    taken = np.zeros((len(thresholds), iou.shape[1]), dtype=bool)
-    for i, row in enumerate(iou):
-        order = np.argsort(row)[::-1]
-        for t, threshold in enumerate(thresholds):
-            stop = next((j for j in order if row[j] < threshold or not taken[t, j]), None)
-            if stop is not None and row[stop] >= threshold:
-                taken[t, stop] = hits[t, i] = True
+    predictions, truths, queries = iou.shape
+    walks = np.argsort(iou, 1)[:, ::-1]
+    limits = np.asarray(thresholds, dtype=float)[:, None]
+    columns = np.arange(queries)
+    taken = np.zeros((len(limits), truths, queries), bool)
+    hits = np.zeros((predictions, len(limits), queries), bool)
+    for i in range(predictions):
+        walking = np.ones((len(limits), queries), bool)
+        for step in range(truths):
+            truth = walks[i, step]
+            overlap = iou[i, truth, columns]
+            stops = walking & ((overlap < limits) | ~taken[:, truth, columns])
+            takes = stops & (overlap >= limits)
+            taken[:, truth, columns] |= takes
+            hits[i] |= takes
+            walking &= ~stops
     return hits
 
 
-def voc_average_precision(hits: np.ndarray, num_truths: int) -> float:
-    """All-point interpolated AP (VOC 2011+) of a ranked hit list.
+def voc_average_precision(hits: np.ndarray, num_truths: int) -> np.ndarray:
+    """All-point interpolated AP (VOC 2011+) of ranked hit lists ``(N, ...)``, rank first; shape ``(...)``.
 
     Example: hits ``[1, 0, 1]`` with 2 truths → precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1;
-    the envelope is 1, 2/3, 2/3, so AP = 1/2·1 + 1/2·2/3 = 5/6.
+    the envelope is 1, 2/3, 2/3, so AP = 1/2·1 + 1/2·2/3 = 5/6. Trailing misses (padding)
+    change nothing.
     """
-    found = np.cumsum(hits).astype(float)
-    precision = np.concatenate([[0.0], found / np.arange(1, len(hits) + 1), [0.0]])
-    recall = np.concatenate([[0.0], found / num_truths, [1.0]])
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.flatnonzero(recall[1:] != recall[:-1]) + 1
-    return float(np.sum((recall[steps] - recall[steps - 1]) * envelope[steps]))
-
-
-def query_average_precision(
-    scored: Sequence[Window], truths: Sequence[Window], thresholds: Sequence[float] = MR_THRESHOLDS
-) -> np.ndarray:
-    """AP ``(T,)`` of one query's ``[start, end, score]`` windows; zeros when there are none.
-
-    Windows are ranked by a stable sort on descending score, so ties keep list order.
-    """
-    if not scored:
-        return np.zeros(len(thresholds))
-    ranked = sorted(scored, key=lambda w: -w[2])
-    iou = temporal_iou([w[:2] for w in ranked], [w[:2] for w in truths]).numpy()
-    hits = greedy_hits(iou, thresholds)
-    return np.array([voc_average_precision(row, len(truths)) for row in hits])
-
-
-def first_window_iou(scored: Sequence[Window], truths: Sequence[Window]) -> float:
-    """R1's IoU: the first *listed* window against the truth it overlaps most (first on ties).
-
-    The truth is chosen by IoU, the score by hull IoU, as the official R1 does; 0 for an
-    empty prediction list.
-    """
-    if not scored:
-        return 0.0
-    first = [scored[0][:2]]
-    best = int(temporal_iou(first, [w[:2] for w in truths]).argmax())
-    return float(temporal_iou(first, [truths[best][:2]], hull=True))
+    found = scan(np.add, hits, np.int32)
+    precision = found / np.arange(1, len(hits) + 1).reshape((-1,) + (1,) * (hits.ndim - 1))
+    recall = found / num_truths
+    envelope = scan(np.maximum, precision[::-1])[::-1]  # the best precision from each rank on
+    zero = np.zeros_like(recall[:1])
+    before = np.concatenate([zero, recall[:-1]])
+    # the official end point, recall 1 at precision 0, adds a step worth 0 unless recall is 1
+    steps = np.concatenate([recall != before, recall[-1:] != 1])
+    return column_sums(np.concatenate([(recall - before) * envelope, zero]), steps)
 
 
 class MomentRetrievalMAP(Metric):
@@ -138,18 +219,45 @@ class MomentRetrievalMAP(Metric):
 
     def update(self, preds: Sequence[Sequence[Window]], targets: Sequence[Sequence[Window]]) -> None:
         """Add queries: ``preds[i]`` lists ``[start, end, score]``, ``targets[i]`` ``[start, end]``."""
-        if len(preds) != len(targets):
-            raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
-        thresholds = torch.tensor(self.iou_thresholds, dtype=torch.float64, device=self.device)
-        for scored, truths in zip(preds, targets):
-            scored = list(scored)[: self.max_windows]
-            for b, bounds in enumerate(self.buckets.values()):
-                kept = bucket_windows(truths, bounds)
-                if kept:
-                    ap = query_average_precision(scored, kept, self.iou_thresholds)
-                    self.ap_sum[b] += torch.from_numpy(ap).to(self.device)
-                    self.r1_hits[b] += (first_window_iou(scored, kept) >= thresholds).double()
-                    self.queries[b] += 1
+        for scored, truths in chunks(preds, targets):
+            ap, r1 = self.query_scores(scored, truths)
+            counted = ~np.isnan(ap[..., :1])
+            self.ap_sum = add_in_order(self.ap_sum, np.where(counted, ap, 0.0))
+            self.r1_hits = add_in_order(self.r1_hits, np.where(counted, r1, 0.0))
+            self.queries += torch.from_numpy(counted[..., 0].sum(0)).to(self.queries)
+
+    def query_scores(
+        self, preds: Sequence[Sequence[Window]], targets: Sequence[Sequence[Window]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """AP and R1 hits ``(Q, buckets, thresholds)`` of each query; NaN where a bucket has no truth."""
+        windows, counts = flatten(preds, width=3, limit=self.max_windows)
+        windows = pad(windows, counts, 0.0)
+        ranked = rank_by_score(windows, counts)[..., :2]
+        truths, truth_counts = flatten(targets, width=2)
+        owner = np.repeat(np.arange(len(counts)), truth_counts)
+        # every truth against its query's windows, once for all buckets
+        iou = paired_temporal_iou(torch.from_numpy(ranked[owner]), torch.from_numpy(truths[:, None])).numpy()
+        iou[np.arange(ranked.shape[1]) >= counts[owner, None]] = -np.inf
+        first, truth_windows = torch.from_numpy(windows[owner, 0, :2]), torch.from_numpy(truths)
+        first_iou = paired_temporal_iou(first, truth_windows).numpy()
+        first_hull = np.where(counts[owner] > 0, paired_temporal_iou(first, truth_windows, hull=True).numpy(), 0.0)
+
+        kept = np.stack([in_bucket(truths[:, 1] - truths[:, 0], bounds) for bounds in self.buckets.values()])
+        bucket, index = np.nonzero(kept)
+        case = bucket * len(counts) + owner[index]  # one case per bucket and query, in that order
+        sizes = np.bincount(case, minlength=kept.shape[0] * len(counts))
+        thresholds = np.array(self.iou_thresholds)
+        ap = np.full((len(sizes), len(thresholds)), np.nan)
+        r1 = np.full_like(ap, np.nan)
+        for size in np.unique(sizes[sizes > 0]):
+            cases = np.flatnonzero(sizes == size)
+            pairs = index[sizes[case] == size].reshape(-1, size)  # the truths of each case
+            hits = greedy_hits(np.ascontiguousarray(iou[pairs].transpose(2, 1, 0)), thresholds)
+            ap[cases] = voc_average_precision(hits, size).T
+            best = pairs[np.arange(len(pairs)), first_iou[pairs].argmax(-1)]  # R1: the first on ties
+            r1[cases] = first_hull[best, None] >= thresholds
+        shape = (kept.shape[0], len(counts), len(thresholds))
+        return ap.reshape(shape).swapaxes(0, 1), r1.reshape(shape).swapaxes(0, 1)
 
     def _bucket(self, b: int) -> dict[str, float]:
         count = int(self.queries[b])
@@ -196,32 +304,34 @@ def clip_saliency(
     return table
 
 
-def ranked_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Moment-DETR's ``get_ap``: mean interpolated precision where the recall grows.
+def saliency_average_precision(tables: np.ndarray, scores: np.ndarray, minimums: Sequence[float]) -> np.ndarray:
+    """Moment-DETR's ``get_ap`` per query, level and annotator ``(Q, L, A)``.
 
-    One point per distinct score, from the highest; its precision is interpolated as the
-    best precision at equal or higher recall. All-positive labels give 1, all-negative
-    (or none) 0. Example: labels ``[1, 0, 1]``, scores ``[.9, .8, .7]`` → precisions 1,
-    1/2, 2/3 with recall growing at the 1st and 3rd → interpolated 1 and 2/3 → AP 5/6.
+    ``tables (Q, C, A)`` holds each clip's annotator scores; a clip is positive at a level
+    when its score reaches the level's minimum. Clips are ranked by ``scores (Q, C)``: one
+    point per distinct score, its precision interpolated as the best precision at that
+    score or below (equal or higher recall); the AP is the mean of these points where the
+    recall grows, i.e. at the scores that some positive clip has. (The official float32
+    recall could merge two such points only beyond 2^24 positive clips.) All-positive
+    gives 1, all-negative 0. Example: labels ``[1, 0, 1]``, scores ``[.9, .8, .7]`` →
+    precisions 1, 1/2, 2/3, recall growing at the 1st and 3rd → AP (1 + 2/3) / 2 = 5/6.
     """
-    if labels.size == 0 or labels.min() == labels.max():
-        return float(labels.size > 0 and labels[0] == 1)
-    levels = np.unique(scores)
-    above = scores[None, :] >= levels[:, None]
-    found = (above * labels[None, :]).sum(1)
-    precision = found / above.sum(1)
-    recall = np.concatenate([(found / found[0]).astype(np.float32), [0.0]])
-    envelope = np.maximum.accumulate(precision)
-    grows = np.flatnonzero(recall[1:] != recall[:-1])
-    return float(np.mean(envelope[grows]))
-
-
-def fit_length(scores: Sequence[float], length: int) -> np.ndarray:
-    """Scores cut or zero-padded to ``length`` clips."""
-    fitted = np.zeros(length)
-    kept = np.asarray(scores, dtype=float)[:length]
-    fitted[: len(kept)] = kept
-    return fitted
+    queries, clips, _ = tables.shape
+    order = np.argsort(scores, -1)  # ascending: the official levels, lowest first
+    levels = np.take_along_axis(scores, order, -1).T  # (C, Q)
+    ranked = np.ascontiguousarray(np.take_along_axis(tables, order[..., None], 1).transpose(1, 2, 0))  # (C, A, Q)
+    positive = ranked[:, None] >= np.asarray(minimums, dtype=float)[:, None, None]  # (C, L, A, Q)
+    edge = np.ones((1, queries), bool)
+    new_level = np.concatenate([edge, levels[1:] != levels[:-1]])
+    last_of_level = np.concatenate([new_level[1:], edge])[:, None, None]
+    upto = scan(np.add, positive, np.int32)  # positives up to each clip
+    below = np.concatenate([np.zeros_like(upto[:1]), upto[:-1]])
+    below = scan(np.maximum, np.where(new_level[:, None, None], below, 0))  # ... below the clip's level
+    start = scan(np.maximum, np.where(new_level, np.arange(clips)[:, None], 0))  # the level's first clip
+    # each level's precision (positives over clips at or above it), then the best at or below it
+    envelope = scan(np.maximum, (upto[-1] - below) / (clips - start)[:, None, None])
+    grows = last_of_level & (upto > below)
+    return (column_sums(envelope, grows) / np.maximum(grows.sum(0), 1)).transpose(2, 0, 1)
 
 
 class HighlightDetection(Metric):
@@ -229,7 +339,9 @@ class HighlightDetection(Metric):
 
     A clip is positive for an annotator when its score reaches the level (Fair ≥ 2,
     Good ≥ 3, VeryGood ≥ 4). AP is per query and annotator, averaged over both; HIT@1 is
-    1 when the top-scored clip (first on ties) is positive for any annotator.
+    1 when the top-scored clip (first on ties) is positive for any annotator. Predicted
+    scores are cut or zero-padded to the video's clips for AP; a top clip beyond the
+    video, or no scores at all, misses.
 
     Args:
         levels: name → minimum saliency score of a positive clip.
@@ -244,25 +356,35 @@ class HighlightDetection(Metric):
         self.add_state("ap", default=[], dist_reduce_fx="cat")
         self.add_state("hit", default=[], dist_reduce_fx="cat")
 
-    def query_scores(self, pred: Sequence[float], truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """AP ``(levels, annotators)`` and HIT@1 ``(levels,)`` of one query."""
-        fitted = fit_length(pred, len(truth))
-        top = int(np.argmax(pred)) if len(pred) else len(truth)
-        ap, hit = [], []
-        for minimum in self.levels.values():
-            positive = (truth >= minimum).astype(float)
-            ap.append([ranked_average_precision(positive[:, a], fitted) for a in range(truth.shape[1])])
-            hit.append(positive[top].max() if top < len(truth) else 0.0)
-        return np.array(ap), np.array(hit)
+    def query_scores(
+        self, preds: Sequence[Sequence[float]], targets: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """AP ``(Q, levels, annotators)`` and HIT@1 ``(Q, levels)`` of each query."""
+        flat, lengths = flatten(preds)
+        scores = pad(flat, lengths, 0.0)
+        top = np.where(np.arange(scores.shape[1]) < lengths[:, None], scores, -np.inf).argmax(-1)
+        tables = [np.asarray(truth, dtype=float) for truth in targets]
+        clips = np.fromiter(map(len, tables), np.intp, len(tables))
+        minimums = np.array(list(self.levels.values()), dtype=float)
+        ap = np.zeros((len(tables), len(minimums), tables[0].shape[1]))
+        hit = np.zeros(ap.shape[:2])
+        for count in np.unique(clips[clips > 0]):
+            chosen = np.flatnonzero(clips == count)
+            table = np.stack([tables[i] for i in chosen])
+            fitted = np.zeros((len(chosen), count))  # scores cut or zero-padded to the clips
+            fitted[:, : scores.shape[1]] = scores[chosen, :count]
+            ap[chosen] = saliency_average_precision(table, fitted, minimums)
+            on_video = (lengths[chosen] > 0) & (top[chosen] < count)
+            peak = table[np.arange(len(chosen)), np.minimum(top[chosen], count - 1)].max(-1)
+            hit[chosen] = on_video[:, None] & (peak[:, None] >= minimums)
+        return ap, hit
 
     def update(self, preds: Sequence[Sequence[float]], targets: Sequence[np.ndarray]) -> None:
         """Add queries: ``preds[i]`` scores every 2 s clip, ``targets[i]`` is ``clip_saliency(...)``."""
-        if len(preds) != len(targets):
-            raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
-        for pred, truth in zip(preds, targets):
-            ap, hit = self.query_scores(list(pred), np.asarray(truth, dtype=float))
-            self.ap.append(torch.from_numpy(ap)[None].to(self.device))
-            self.hit.append(torch.from_numpy(hit)[None].to(self.device))
+        for scores, truths in chunks(preds, targets):
+            ap, hit = self.query_scores(scores, truths)
+            self.ap.append(torch.from_numpy(ap).to(self.device))
+            self.hit.append(torch.from_numpy(hit).to(self.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
         empty = isinstance(self.ap, list) and not self.ap
