@@ -225,6 +225,17 @@ class HFVideoBackbone(TokenKeep, VideoBackbone):
     def vision_encoder(self) -> nn.Module:
         return getattr(hf_model(self.model).model, self.vision_module)
 
+    @property
+    def hf_config(self) -> Any:
+        """The HF model's config, text and vision sub-configs included (shapes for ``groundlight estimate``)."""
+        return hf_model(self.model).config
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether the HF model recomputes its layers' activations in backward."""
+        model = hf_model(self.model)
+        return bool(getattr(model, "is_activation_checkpointing", None) or getattr(model, "is_gradient_checkpointing", False))
+
     def input_embeddings(self) -> nn.Module:
         return hf_model(self.model).get_input_embeddings()
 

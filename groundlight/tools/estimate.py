@@ -257,16 +257,10 @@ def _vision_tokens(pixels: torch.Tensor, backbone: Any) -> int:
     """Tokens the vision tower runs on: Qwen's rows of flattened patches, else frames x patches per frame."""
     if pixels.ndim == 2:
         return int(pixels.shape[0])
-    vision = getattr(_hf_config(backbone), "vision_config", None)
+    vision = getattr(backbone.hf_config, "vision_config", None)
     patch = getattr(vision, "patch_size", 14)
     patch = patch[0] if isinstance(patch, (list, tuple)) else patch
     return int(pixels.shape[0] * (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch))
-
-
-def _hf_config(backbone: Any) -> Any:
-    from groundlight.backbones.token_keep import hf_model
-
-    return hf_model(backbone.model).config
 
 
 def layout_of(trainer: Any, backbone: Any, counts: dict[str, int], param_dtype: torch.dtype) -> Layout:
@@ -278,12 +272,10 @@ def layout_of(trainer: Any, backbone: Any, counts: dict[str, int], param_dtype: 
     sharding = strategy_sharding(trainer.get("strategy") or "auto")
     strategy = trainer.get("strategy")
     strategy_checkpoints = bool(getattr(getattr(strategy, "init_args", None), "checkpoint_decoder_layers", False))
-    model = backbone.model
-    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False)) or strategy_checkpoints
-    params = dict(model.named_parameters())
-    lm_trains = any(p.requires_grad for n, p in params.items() if "lora_" not in n and "layers" in n and "visual" not in n
-                    and "vision" not in n)
-    vision_trains = any(p.requires_grad for n, p in params.items() if "visual" in n or "vision" in n)
+    checkpointing = backbone.checkpointing or strategy_checkpoints
+    lm_trains = any(p.requires_grad for layer in backbone.decoder_layers().values()
+                    for n, p in layer.named_parameters() if "lora_" not in n)
+    vision_trains = any(p.requires_grad for p in backbone.vision_encoder().parameters())
     return Layout(2 if half else 4, checkpointing, lm_trains, vision_trains, counts["lora_rank"], sharding, world)
 
 
@@ -331,7 +323,7 @@ def estimate(argv: list[str]) -> dict[str, Any]:
     layout = layout_of(trainer, backbone, counts, param_dtype)
     shape, facts = batch_shape(backbone, data.sampling, data.batch_size, options["video_seconds"],
                                options["text_tokens"], tuple(options["frame_size"]))
-    memory = estimate_memory(_hf_config(backbone), counts, shape, layout)
+    memory = estimate_memory(backbone.hf_config, counts, shape, layout)
     report = {"tokens": facts | {"sequence": shape.sequence, "batch_per_device": shape.batch},
               "parameters": counts, "layout": asdict(layout),
               "memory_gib_per_device": {k: round(v / GIB, 3) for k, v in memory.items()},
@@ -357,7 +349,7 @@ def measure(cli_args: list[str], layout: Layout) -> dict[str, Any]:
     rows = batch["input_ids"].shape[0]
     shape = Shape(rows, batch["input_ids"].shape[1], _vision_tokens(pixels, module.backbone) // rows, pixels.numel() // rows)
     counts = parameter_bytes(module)
-    estimated = estimate_memory(_hf_config(module.backbone), counts, shape, layout)["total"]
+    estimated = estimate_memory(module.backbone.hf_config, counts, shape, layout)["total"]
     return {"batch": asdict(shape), "device": device.type, "peak_bytes": peak, "estimated_bytes": int(estimated),
             "estimate_over_measured": round(estimated / peak, 3)}
 
