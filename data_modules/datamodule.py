@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -18,6 +19,7 @@ import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
+from data_modules.formats._records import AnnotationSkips
 from data_modules.readers import read_task_split
 from data_modules.samples import FRAGMENT_TASKS, VideoSample
 from data_modules.tasks import PromptTemplates
@@ -148,7 +150,7 @@ class VideoTaskDataset(Dataset):
             if self.on_bad_video == "raise":
                 raise
             log.warning("skipping sample %s: %s", sample.sample_id, error)
-            return {"skipped": sample.video_path}
+            return {"skipped": sample.video_path, "fault": error.kind}
         example = build_example(sample, self.prompts, sample.duration or duration)
         return {**example, "visual": visual, "sample": sample, "duration": sample.duration or duration}
 
@@ -166,11 +168,13 @@ class VideoTaskDataset(Dataset):
 
 
 def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answer: bool) -> dict[str, Any] | None:
-    """Collate through the backbone's processor; skipped videos are counted in ``skipped_videos``."""
+    """Collate through the backbone's processor; skipped videos are counted in ``skipped_videos``, and by kind
+    (:class:`~data_modules.faults.Fault` names) in ``skipped_faults``."""
     kept = [item for item in items if "skipped" not in item]
     skipped = len(items) - len(kept)
+    faults = dict(Counter(str(item["fault"]) for item in items if "skipped" in item))
     if not kept:
-        return {"skipped_videos": skipped, "samples": []}
+        return {"skipped_videos": skipped, "skipped_faults": faults, "samples": []}
     batch = processor.collate(kept, with_answer=with_answer)
     batch["samples"] = [item["sample"] for item in kept]
     batch["durations"] = [item["duration"] for item in kept]
@@ -179,6 +183,7 @@ def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answe
     batch["queries"] = [item.get("query", "") for item in kept]
     batch["visuals"] = [item["visual"] for item in kept]  # a method may re-collate the videos with other prompts
     batch["skipped_videos"] = skipped
+    batch["skipped_faults"] = faults
     return batch
 
 
@@ -330,7 +335,10 @@ class GroundingDataModule(L.LightningDataModule):
         prompts: prompt templates.
         batch_size / eval_batch_size: training and generation batch sizes.
         num_workers: DataLoader workers.
-        on_bad_video: ``raise`` names the file; ``skip`` drops the sample and counts it.
+        on_bad_video: ``raise`` names the file; ``skip`` drops the sample and counts it by kind.
+        on_bad_annotation: ``raise`` names the file and line of the first bad record; ``skip`` drops each bad
+            record and counts it by kind (:meth:`skipped_annotations`): a non-finite number, a video path leaving
+            the data root, bytes that are not UTF-8, too many options, any other malformed record.
         cache_visual: keep preprocessed videos in memory (small datasets, ``num_workers: 0``).
         max_eval_samples: cap on val/test/predict samples per task (quick checks); ``None`` = all.
         eval_tasks: tasks read for val/test/predict; ``None`` = ``tasks`` (e.g. train on
@@ -358,6 +366,7 @@ class GroundingDataModule(L.LightningDataModule):
         eval_batch_size: int = 16,
         num_workers: int = 0,
         on_bad_video: Literal["raise", "skip"] = "raise",
+        on_bad_annotation: Literal["raise", "skip"] = "raise",
         cache_visual: bool = False,
         max_eval_samples: int | None = None,
         seed: int = 0,
@@ -367,14 +376,16 @@ class GroundingDataModule(L.LightningDataModule):
         fragments: FragmentOptions = FragmentOptions(),  # noqa: B008
     ) -> None:
         super().__init__()
-        if on_bad_video not in ("raise", "skip"):
-            raise ValueError(f"on_bad_video must be 'raise' or 'skip', got {on_bad_video!r}")
+        for name, value in (("on_bad_video", on_bad_video), ("on_bad_annotation", on_bad_annotation)):
+            if value not in ("raise", "skip"):
+                raise ValueError(f"{name} must be 'raise' or 'skip', got {value!r}")
         self.data_dir, self.tasks = Path(data_dir), list(tasks)
         self.splits = {"fit": train_split, "validate": val_split, "test": test_split, "predict": predict_split}
         self.sampling, self.prompts = sampling, prompts
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self._resume: tuple[int, int] | None = None  # (epoch, batches) of a restored mid-epoch checkpoint
-        self.on_bad_video, self.cache_visual = on_bad_video, cache_visual
+        self.on_bad_video, self.on_bad_annotation, self.cache_visual = on_bad_video, on_bad_annotation, cache_visual
+        self.annotation_skips: dict[str, AnnotationSkips] = {}  # per split, when on_bad_annotation is skip
         self.max_eval_samples, self.seed = max_eval_samples, seed
         self.eval_tasks = list(eval_tasks) if eval_tasks is not None else None
         self.train_limits = dict(train_limits or {})
@@ -393,16 +404,28 @@ class GroundingDataModule(L.LightningDataModule):
                 f"data directory {self.data_dir} does not exist. Make the embedded benchmark with "
                 f"`groundlight data synth --out {self.data_dir}` (or `make data`), or point `data.data_dir` at your data."
             )
-        samples = []
+        samples, skips = [], AnnotationSkips() if self.on_bad_annotation == "skip" else None
         for task in tasks or self.tasks:
             cap = limit if limit is not None else (self.train_limits.get(task) if split == self.splits["fit"] else None)
-            read = self._fragment_questions(split) if task == FRAGMENTS else read_task_split(self.data_dir, task, split)
+            read = self._fragment_questions(split, skips) if task == FRAGMENTS else \
+                read_task_split(self.data_dir, task, split, skips=skips)
             samples += read[:cap]
+        if skips is not None:
+            self.annotation_skips[split] = skips
+            for error in skips.errors.values():
+                log.warning("skipping a bad annotation record (%s): %s", error.kind, error)
         return samples
 
-    def _fragment_questions(self, split: str) -> list[VideoSample]:
+    def skipped_annotations(self, stage: str) -> dict[str, int]:
+        """Bad records dropped from ``stage``'s split (``fit``, ``validate``, ``test``, ``predict``) by kind, as
+        last read; every rank reads the whole split, so this is the count of the run, not of one rank."""
+        skips = self.annotation_skips.get(self.splits[stage])
+        return skips.counts() if skips is not None else {}
+
+    def _fragment_questions(self, split: str, skips: AnnotationSkips | None) -> list[VideoSample]:
         """Fragment questions of the distinct videos of every source's ``split``, in file order."""
-        videos = [s.video_path for task in self.fragments.sources for s in read_task_split(self.data_dir, task, split)]
+        videos = [s.video_path for task in self.fragments.sources
+                  for s in read_task_split(self.data_dir, task, split, skips=skips)]
         config = self.fragments.config(train=split == self.splits["fit"])
         return build_fragment_samples(list(dict.fromkeys(videos)), config, split).samples
 

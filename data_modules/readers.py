@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from data_modules.formats._records import AnnotationSkips, skipping_bad_records
 from data_modules.samples import VideoSample
 
 # task name → (file pattern under data_dir, "module:function" of the official-format reader)
@@ -38,8 +39,13 @@ TASK_FILES = {
 }
 
 
-def read_task_split(data_dir: str | Path, task: str, split: str, video_dir: str = "videos") -> list[VideoSample]:
-    """Read ``task``'s ``split`` file from ``data_dir`` with its official-format reader."""
+def read_task_split(data_dir: str | Path, task: str, split: str, video_dir: str = "videos",
+                    skips: AnnotationSkips | None = None) -> list[VideoSample]:
+    """Read ``task``'s ``split`` file from ``data_dir`` with its official-format reader.
+
+    Args:
+        skips: where to file bad records (each dropped, by kind) instead of raising at the first; ``None``: raise.
+    """
     if task not in TASK_FILES:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_FILES)}")
     pattern, reader = TASK_FILES[task]
@@ -47,4 +53,5 @@ def read_task_split(data_dir: str | Path, task: str, split: str, video_dir: str 
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: does {data_dir} hold a `{split}` split of `{task}`?")
     module, function = reader.split(":")
-    return getattr(importlib.import_module(module), function)(path, Path(data_dir) / video_dir)
+    with skipping_bad_records(skips):
+        return getattr(importlib.import_module(module), function)(path, Path(data_dir) / video_dir)

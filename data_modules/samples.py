@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_modules.faults import Fault
+
 FRAGMENT_TASKS = (
     "fragment_counting",
     "fragment_consistency",
@@ -92,9 +94,9 @@ class VideoSample:
 
 
 class AnnotationError(ValueError):
-    """A malformed annotation; the message names the file and line."""
+    """A malformed annotation; the message names the file and line, ``kind`` says what is wrong with it."""
 
-    def __init__(self, path: str, line: int | None, problem: str) -> None:
+    def __init__(self, path: str, line: int | None, problem: str, kind: Fault = Fault.MALFORMED) -> None:
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
-        self.path, self.line = str(path), line
+        self.path, self.line, self.kind = str(path), line, kind

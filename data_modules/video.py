@@ -61,6 +61,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data_modules.faults import Fault
+
 log = logging.getLogger(__name__)
 
 PTS_TOLERANCE = 1e-3
@@ -87,24 +89,34 @@ SSIM_WINDOW = 7
 
 
 class VideoError(RuntimeError):
-    """A video that cannot be read; the message always names the file."""
+    """A video that cannot be read; the message always names the file, ``kind`` says what is wrong with it."""
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    kind: Fault = Fault.CORRUPT
+
+    def __init__(self, path: str | Path, problem: str, kind: Fault | None = None) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
+        if kind is not None:
+            self.kind = kind
 
 
 class TruncatedVideoError(VideoError):
     """The decoded frames end well before the length the container states (a file cut short): later sampled
     times would otherwise repeat its last frame."""
 
+    kind = Fault.TRUNCATED
+
 
 class ShortVideoError(VideoError):
     """A video with fewer distinct frames than a ``motion``/``random`` sample asks for."""
 
+    kind = Fault.TOO_FEW_FRAMES
+
 
 class DurationMismatchError(VideoError):
     """An annotation states a length the video does not have (targets built from it would lie)."""
+
+    kind = Fault.DURATION_MISMATCH
 
 
 @dataclass
@@ -158,14 +170,17 @@ def resolve_video(path: str | Path) -> Path:
     file = Path(path)
     if file.is_file():
         return file
+    if file.is_dir():
+        raise VideoError(path, "a directory, not a video file", Fault.NOT_A_FILE)
     stem = file.stem if file.suffix.lower() in CONTAINERS else file.name
     found = sorted(p for p in file.parent.glob(f"{glob_escape(stem)}.*") if p.suffix.lower() in CONTAINERS and p.is_file()) \
         if file.parent.is_dir() else []
     if len(found) == 1:
         return found[0]
     if found:
-        raise VideoError(path, f"no such video file, and {len(found)} with its name: {[p.name for p in found]}")
-    raise VideoError(path, "no such video file")
+        raise VideoError(path, f"no such video file, and {len(found)} with its name: {[p.name for p in found]}",
+                         Fault.MISSING)
+    raise VideoError(path, "no such video file", Fault.MISSING)
 
 
 def glob_escape(text: str) -> str:
@@ -177,7 +192,7 @@ def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer,
     """Open ``path`` and yield its container and first video stream, or raise ``VideoError``."""
     file = resolve_video(path)
     if file.stat().st_size == 0:
-        raise VideoError(path, "empty file (0 bytes)")
+        raise VideoError(path, "empty file (0 bytes)", Fault.EMPTY)
     try:
         container = av.open(str(file))
     except (av.FFmpegError, UnicodeDecodeError) as error:
@@ -205,7 +220,7 @@ def _info(path: str | Path, container: av.container.InputContainer, stream: av.v
         duration = stream.frames / fps
     num_frames = stream.frames or round(duration * fps)
     if duration <= 0 or num_frames <= 0:
-        raise VideoError(path, "video stream has no frames (zero length)")
+        raise VideoError(path, "video stream has no frames (zero length)", Fault.EMPTY)
     ctx = stream.codec_context
     return VideoInfo(str(path), duration, fps, int(num_frames), ctx.width, ctx.height)
 
@@ -639,12 +654,16 @@ def _decode_targets(
     method: Method,
 ) -> list[av.VideoFrame]:
     """Dispatch to ``_scan`` or ``_seek``, resolving ``auto`` by the cost model. When a seek or rewind lands past
-    its target (MPEG-TS), the video is decoded again from a freshly opened file, in one pass."""
+    its target, or past the end so that nothing decodes (MPEG-TS seeks by bytes; a 4 s clip lost every frame), the
+    video is decoded again from a freshly opened file, in one pass."""
     try:
         if method == "auto":
             gop = _gop_length(container, stream, limit=GOP_PROBE_LIMIT) or info.num_frames
             method = "seek" if _prefer_seek(info, targets, gop) else "scan"
-        return _seek(container, stream, targets) if method == "seek" else _scan(container, stream, targets)
+        picked = _seek(container, stream, targets) if method == "seek" else _scan(container, stream, targets)
+        if not picked:
+            raise _LateSeek
+        return picked
     except _LateSeek:
         log.info("%s: a seek landed past its target; decoding from the start instead", info.path)
         with _open_video(info.path) as (fresh, fresh_stream):

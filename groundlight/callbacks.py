@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
@@ -64,9 +65,10 @@ class CheckpointOnSigterm(L.Callback):
 
 
 class RunSummary(L.Callback):
-    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics plus the config paths, and
-    ``<run_dir>/test_records.jsonl``: one prediction record per test question with its scores (the input
-    of the science reports' confidence intervals).
+    """Writes ``<run_dir>/summary.json``: the flat final ``test/*`` metrics, the config paths and ``skipped``, the
+    test samples dropped by kind (``data_modules.faults.Fault`` names: the module's skipped videos, summed over
+    ranks, and the datamodule's skipped annotation records); and ``<run_dir>/test_records.jsonl``: one prediction
+    record per test question with its scores (the input of the science reports' confidence intervals).
 
     ``config`` is the first ``--config`` (the experiment), ``configs`` all of them in order (overlays after it).
     """
@@ -86,7 +88,14 @@ class RunSummary(L.Callback):
         metrics = {k.removeprefix("test/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         config = self.config_paths[0] if self.config_paths else None
         write_jsonl_atomic(self.run_dir / "test_records.jsonl", records)
-        write_json_atomic(self.run_dir / "summary.json", {**metrics, "config": config, "configs": self.config_paths})
+        write_json_atomic(self.run_dir / "summary.json", {**metrics, "skipped": self._skipped(trainer, pl_module),
+                                                          "config": config, "configs": self.config_paths})
+
+    @staticmethod
+    def _skipped(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int]:
+        skipped = Counter(getattr(pl_module, "test_skipped", {}))
+        skipped.update(getattr(trainer.datamodule, "skipped_annotations", lambda stage: {})("test"))
+        return dict(sorted(skipped.items()))
 
 
 class JsonlPredictionWriter(BasePredictionWriter):

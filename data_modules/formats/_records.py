@@ -1,25 +1,107 @@
-"""Parsing helpers every format reader shares; each failure is an ``AnnotationError``."""
+"""Parsing helpers every format reader shares; each failure is an ``AnnotationError``.
+
+A reader raises at its first bad record. Within :func:`skipping_bad_records` it drops each bad record instead and
+files the error, by kind, in an :class:`AnnotationSkips`: the records a reader parses with :func:`parse_each`, the
+lines :func:`read_text` cannot decode and the lines of a ``.jsonl`` file that are not JSON. A file that cannot be
+read as a whole (a broken JSON list, two samples with one id) still raises.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from data_modules.faults import Fault
 from data_modules.samples import AnnotationError
 from groundlight.io import write_jsonl_atomic, write_text_atomic
 
+Parsed = TypeVar("Parsed")
+
+
+@dataclass
+class AnnotationSkips:
+    """The bad records readers dropped, each once (a file two tasks read counts once), keyed by file, line and
+    message."""
+
+    errors: dict[tuple[str, int | None, str], AnnotationError] = field(default_factory=dict)
+
+    def add(self, error: AnnotationError) -> None:
+        self.errors.setdefault((error.path, error.line, str(error)), error)
+
+    def counts(self) -> dict[str, int]:
+        """Dropped records by :class:`~data_modules.faults.Fault` name."""
+        return dict(Counter(str(error.kind) for error in self.errors.values()))
+
+
+_SKIPS: ContextVar[AnnotationSkips | None] = ContextVar("annotation_skips", default=None)
+
+
+@contextmanager
+def skipping_bad_records(skips: AnnotationSkips | None) -> Iterator[None]:
+    """Readers called within drop bad records into ``skips`` instead of raising; ``None``: they raise."""
+    token = _SKIPS.set(skips)
+    try:
+        yield
+    finally:
+        _SKIPS.reset(token)
+
+
+def skip_or_raise(error: AnnotationError) -> None:
+    """File ``error`` as a dropped record within :func:`skipping_bad_records`, else raise it."""
+    skips = _SKIPS.get()
+    if skips is None:
+        raise error
+    skips.add(error)
+
+
+def parse_each(items: Iterable[tuple[Any, ...]], parse: Callable[..., Parsed]) -> list[Parsed]:
+    """``parse(*item)`` for every item (a record and where it is), dropping the ones whose parse raises an
+    ``AnnotationError`` within :func:`skipping_bad_records`."""
+    parsed = []
+    for item in items:
+        try:
+            parsed.append(parse(*item))
+        except AnnotationError as error:
+            skip_or_raise(error)
+    return parsed
+
 
 def read_text(path: str | Path) -> str:
-    """The file as UTF-8; bytes that are not UTF-8 are an error naming the file and line."""
+    """The file as UTF-8; bytes that are not UTF-8 are an error naming the file and line (within
+    :func:`skipping_bad_records`, each such line is dropped: it reads as a blank line)."""
     data = Path(path).read_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise AnnotationError(str(path), line, f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})") from None
+        if _SKIPS.get() is None:
+            raise _not_utf8(path, data, error.start) from None
+    lines, start = [], 0
+    for line in data.split(b"\n"):
+        lines.append(_decoded_line(path, data, start, line))
+        start += len(line) + 1
+    return "\n".join(lines)
+
+
+def _not_utf8(path: str | Path, data: bytes, offset: int) -> AnnotationError:
+    line = data.count(b"\n", 0, offset) + 1
+    return AnnotationError(str(path), line, f"not UTF-8 text (byte {data[offset]:#04x} at offset {offset})",
+                           Fault.BAD_ENCODING)
+
+
+def _decoded_line(path: str | Path, data: bytes, start: int, line: bytes) -> str:
+    """The line of ``data`` at offset ``start`` as UTF-8, or blank (its error filed) when it is not."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        skip_or_raise(_not_utf8(path, data, start + error.start))
+        return ""
 
 
 def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -36,7 +118,7 @@ def jsonl_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as error:
-            raise AnnotationError(str(path), number, f"invalid JSON ({error.msg})") from error
+            skip_or_raise(AnnotationError(str(path), number, f"invalid JSON ({error.msg})"))
     return records
 
 
@@ -80,9 +162,9 @@ class Fields:
             raise self.error(f"expected a JSON object, got {type(record).__name__}")
         self.record = record
 
-    def error(self, problem: str) -> AnnotationError:
+    def error(self, problem: str, kind: Fault = Fault.MALFORMED) -> AnnotationError:
         """An ``AnnotationError`` at this record."""
-        return AnnotationError(self.path, self.line, problem)
+        return AnnotationError(self.path, self.line, problem, kind)
 
     def has(self, key: str) -> bool:
         return self.record.get(key) is not None
@@ -143,7 +225,7 @@ def to_float(value: Any, what: str, where: Fields | tuple[str, int]) -> float:
     except (TypeError, ValueError):
         raise _error(where, f"{what} is not a number: {value!r}") from None
     if not math.isfinite(number):
-        raise _error(where, f"{what} is not a finite number: {value!r}")
+        raise _error(where, f"{what} is not a finite number: {value!r}", Fault.NON_FINITE)
     return number
 
 
@@ -159,10 +241,10 @@ def check_window(
     return start, end
 
 
-def _error(where: Fields | tuple[str, int], problem: str) -> AnnotationError:
+def _error(where: Fields | tuple[str, int], problem: str, kind: Fault = Fault.MALFORMED) -> AnnotationError:
     if isinstance(where, Fields):
-        return where.error(problem)
-    return AnnotationError(where[0], where[1], problem)
+        return where.error(problem, kind)
+    return AnnotationError(where[0], where[1], problem, kind)
 
 
 def check_unique(samples: Iterable[Any], path: str | Path) -> None:
@@ -189,7 +271,8 @@ def video_path(video_dir: str | Path, video_id: str, video_ext: str = "",
     relative = Path(f"{video_id}{video_ext}")
     if relative.is_absolute() or ".." in relative.parts:
         problem = f"video path {str(relative)!r} leaves the data root {str(video_dir)!r}"
-        raise _error(where, problem) if where is not None else AnnotationError(str(video_dir), None, problem)
+        raise _error(where, problem, Fault.PATH_ESCAPE) if where is not None else \
+            AnnotationError(str(video_dir), None, problem, Fault.PATH_ESCAPE)
     return str(Path(video_dir) / relative)
 
 

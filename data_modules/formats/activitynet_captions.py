@@ -16,6 +16,7 @@ from pathlib import Path
 
 from data_modules.formats._records import (
     check_window,
+    parse_each,
     read_text,
     sample_id,
     to_float,
@@ -37,10 +38,9 @@ def read_activitynet_captions(path: str | Path, video_dir: str | Path, video_ext
         raise AnnotationError(str(path), error.lineno, f"invalid JSON ({error.msg})") from error
     if not isinstance(videos, dict):
         raise AnnotationError(str(path), 1, "expected a JSON object keyed by video id")
-    samples = []
-    for vid, record in videos.items():
-        samples += _video_samples(vid, record, path, video_dir, video_ext, _line_of(text, vid))
-    return samples
+    per_video = parse_each(videos.items(), lambda vid, record: _video_samples(vid, record, path, video_dir, video_ext,
+                                                                               _line_of(text, vid)))
+    return [sample for samples in per_video for sample in samples]
 
 
 def _line_of(text: str, key: str) -> int:

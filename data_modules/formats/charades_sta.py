@@ -14,6 +14,7 @@ from data_modules.formats._records import (
     check_unique,
     check_window,
     numbered_lines,
+    parse_each,
     sample_id,
     to_float,
     video_id,
@@ -62,7 +63,7 @@ def read_charades_sta(path: str | Path, video_dir: str | Path, video_ext: str = 
     Raises:
         AnnotationError: a malformed line (missing ``##``, bad number, reversed window).
     """
-    samples = [parse_line(line, path, number, video_dir, video_ext) for number, line in numbered_lines(path)]
+    samples = parse_each(numbered_lines(path), lambda number, line: parse_line(line, path, number, video_dir, video_ext))
     check_unique(samples, path)
     return samples
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_modules.formats._records import Fields, check_unique, records, sample_id, video_path
+from data_modules.formats._records import Fields, check_unique, parse_each, records, sample_id, video_path
 from data_modules.samples import VideoSample
 
 FEEDBACK_QUESTION = "What feedback would you give this athlete to improve their technique?"
@@ -50,6 +50,6 @@ def read_expertaf(path: str | Path, video_dir: str | Path, video_ext: str = ".mp
     Raises:
         AnnotationError: bad JSON, a missing ``id``/``feedback``, or a clip that ends before it starts.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in records(path)]
+    samples = parse_each(records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data_modules.formats._records import Fields, check_unique, records, sample_id, video_path
+from data_modules.formats._records import Fields, check_unique, parse_each, records, sample_id, video_path
 from data_modules.samples import VideoSample
 
 
@@ -45,6 +45,6 @@ def read_fitnessqa(path: str | Path, video_dir: str | Path, video_ext: str = ".m
     Raises:
         AnnotationError: bad JSON or a missing ``id``/``question``/``answer``.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in records(path)]
+    samples = parse_each(records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples

@@ -23,6 +23,7 @@ from typing import Any
 from data_modules.formats._records import (
     Fields,
     check_unique,
+    parse_each,
     plain_number,
     records,
     sample_id,
@@ -73,7 +74,7 @@ def read_keyframes(path: str | Path, video_dir: str | Path, video_ext: str = ".m
     Raises:
         AnnotationError: bad JSON, a missing field, a non-integer or out-of-video frame.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in records(path)]
+    samples = parse_each(records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data_modules.formats._records import Fields, records, sample_id, video_path
+from data_modules.formats._records import Fields, parse_each, records, sample_id, video_path
 from data_modules.samples import VideoSample
 
 _PLACEHOLDER = re.compile(r"<(?:image|video)>\s*", re.IGNORECASE)
@@ -46,27 +46,29 @@ def read_llava_video(path: str | Path, video_dir: str | Path) -> list[VideoSampl
     Raises:
         AnnotationError: bad JSON, a missing field, or turns that do not alternate human/gpt.
     """
-    samples = []
-    for line, record in records(path):
-        fields = Fields(record, path, line)
-        video = Path(video_path(video_dir, fields.text("video"), where=fields))
-        key = fields.text("id") if fields.has("id") else str(line)
-        for turn, (prompt, answer) in enumerate(_pairs(fields, "conversations", "from", "value", "human", "gpt")):
-            samples.append(VideoSample(sample_id(path, f"{key}:{turn}"), str(video), "open_qa", prompt, answer_text=answer,
-                                       source=f"{path}:{line}", meta={"data_source": record.get("data_source")}))
-    return samples
+    per_record = parse_each(records(path), lambda line, record: _conversation(Fields(record, path, line), video_dir))
+    return [sample for samples in per_record for sample in samples]
+
+
+def _conversation(fields: Fields, video_dir: str | Path) -> list[VideoSample]:
+    video = video_path(video_dir, fields.text("video"), where=fields)
+    key = fields.text("id") if fields.has("id") else str(fields.line)
+    return [VideoSample(sample_id(fields.path, f"{key}:{turn}"), video, "open_qa", prompt, answer_text=answer,
+                        source=f"{fields.path}:{fields.line}", meta={"data_source": fields.record.get("data_source")})
+            for turn, (prompt, answer) in enumerate(_pairs(fields, "conversations", "from", "value", "human", "gpt"))]
 
 
 def read_instructions(path: str | Path, video_dir: str | Path) -> list[VideoSample]:
     """Open-QA samples of a ShareGPT-style instruction file (e.g. Grounding-FT)."""
-    samples = []
-    for line, record in records(path):
-        fields = Fields(record, path, line)
-        videos = fields.strings("videos")
-        if len(videos) != 1:
-            raise fields.error(f"expected exactly one video, got {videos}")
-        pairs = _pairs(fields, "messages", "role", "content", "user", "assistant")
-        for turn, (prompt, answer) in enumerate(pairs):
-            samples.append(VideoSample(sample_id(path, f"{line}:{turn}"), str(Path(video_dir) / videos[0]), "open_qa",
-                                       prompt, answer_text=answer, source=f"{path}:{line}"))
-    return samples
+    per_record = parse_each(records(path), lambda line, record: _instruction(Fields(record, path, line), video_dir))
+    return [sample for samples in per_record for sample in samples]
+
+
+def _instruction(fields: Fields, video_dir: str | Path) -> list[VideoSample]:
+    videos = fields.strings("videos")
+    if len(videos) != 1:
+        raise fields.error(f"expected exactly one video, got {videos}")
+    video = video_path(video_dir, videos[0], where=fields)
+    return [VideoSample(sample_id(fields.path, f"{fields.line}:{turn}"), video, "open_qa", prompt, answer_text=answer,
+                        source=f"{fields.path}:{fields.line}")
+            for turn, (prompt, answer) in enumerate(_pairs(fields, "messages", "role", "content", "user", "assistant"))]

@@ -31,9 +31,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from data_modules.faults import Fault
 from data_modules.formats._records import (
     Fields,
     check_unique,
+    parse_each,
     plain_number,
     records,
     sample_id,
@@ -74,7 +76,8 @@ def parse_record(record: Any, path: str | Path, line: int, video_dir: str | Path
     vid = fields.text("video_id") if fields.has("video_id") else key
     options, answer = options_and_answer(fields, key)
     if len(options) > len(LETTERS):
-        raise fields.error(f"{len(options)} options: the prompt letters them A-{LETTERS[-1]}, at most {len(LETTERS)}")
+        raise fields.error(f"{len(options)} options: the prompt letters them A-{LETTERS[-1]}, at most {len(LETTERS)}",
+                           Fault.TOO_MANY_OPTIONS)
     duration = fields.number("duration") if fields.has("duration") else None
     return VideoSample(
         sample_id=sample_id(path, key),
@@ -100,7 +103,7 @@ def read_mcq(path: str | Path, video_dir: str | Path, video_ext: str = ".mp4") -
     Raises:
         AnnotationError: bad JSON, a missing field, or an answer index outside the options.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in records(path)]
+    samples = parse_each(records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples
 

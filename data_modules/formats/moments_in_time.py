@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_modules.formats._records import check_unique, read_text, sample_id
+from data_modules.formats._records import check_unique, parse_each, read_text, sample_id, video_path
 from data_modules.formats.ssv2 import ACTION_QUESTION
 from data_modules.samples import AnnotationError, VideoSample
 
@@ -36,7 +36,7 @@ def parse_row(row: list[str], path: str | Path, line: int, video_dir: str | Path
     filename, label = row[0].strip(), row[1].strip()
     return VideoSample(
         sample_id=sample_id(path, filename),
-        video_path=str(Path(video_dir) / video_folder(path) / filename),
+        video_path=video_path(Path(video_dir) / video_folder(path), filename, where=(str(path), line)),
         task="open_qa",
         query=ACTION_QUESTION,
         answer_text=label,
@@ -55,6 +55,6 @@ def read_moments_in_time(path: str | Path, video_dir: str | Path) -> list[VideoS
     rows = [(number, row) for number, row in enumerate(csv.reader(lines), start=1) if any(f.strip() for f in row)]
     if rows and rows[0][1][0].strip().lower() == "filename":
         rows = rows[1:]
-    samples = [parse_row(row, path, number, video_dir) for number, row in rows]
+    samples = parse_each(rows, lambda number, row: parse_row(row, path, number, video_dir))
     check_unique(samples, path)
     return samples

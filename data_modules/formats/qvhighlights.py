@@ -25,6 +25,7 @@ from data_modules.formats._records import (
     Fields,
     check_unique,
     jsonl_records,
+    parse_each,
     plain_number,
     sample_id,
     video_id,
@@ -100,7 +101,7 @@ def read_qvhighlights(path: str | Path, video_dir: str | Path, video_ext: str = 
         AnnotationError: bad JSON, a missing field, a bad number, a reversed window, a
             window outside ``[0, duration]``, or saliency that does not match the clips.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in jsonl_records(path)]
+    samples = parse_each(jsonl_records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples
 

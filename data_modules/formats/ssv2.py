@@ -17,6 +17,7 @@ from pathlib import Path
 from data_modules.formats._records import (
     Fields,
     check_unique,
+    parse_each,
     records,
     sample_id,
     video_path,
@@ -50,6 +51,6 @@ def read_ssv2(path: str | Path, video_dir: str | Path, video_ext: str = ".webm")
     Raises:
         AnnotationError: bad JSON, a record without ``id``, a non-string label or placeholders.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in records(path)]
+    samples = parse_each(records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples

@@ -20,6 +20,7 @@ from data_modules.formats._records import (
     Fields,
     check_unique,
     jsonl_records,
+    parse_each,
     plain_number,
     sample_id,
     video_id,
@@ -55,7 +56,7 @@ def read_verify(path: str | Path, video_dir: str | Path, video_ext: str = ".mp4"
         AnnotationError: bad JSON, a missing field, a non-boolean label, a reversed window
             or one outside ``[0, duration]``.
     """
-    samples = [parse_record(record, path, line, video_dir, video_ext) for line, record in jsonl_records(path)]
+    samples = parse_each(jsonl_records(path), lambda line, record: parse_record(record, path, line, video_dir, video_ext))
     check_unique(samples, path)
     return samples
 

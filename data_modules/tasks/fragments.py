@@ -429,7 +429,7 @@ def _draw(sample: VideoSample, number: int, frame_set: FrameSet, strategy: Strat
     except VideoError as error:
         problem = str(error).removeprefix(f"{error.path}: ")
         raise VideoError(error.path, f"frame set {number} of {sample.sample_id} "
-                                     f"({frame_set.sample_size}-frame draw): {problem}") from error
+                                     f"({frame_set.sample_size}-frame draw): {problem}", error.kind) from error
     return clip.frames
 
 
@@ -472,7 +472,7 @@ class FragmentDataset(Dataset):
             if self.on_bad_video == "raise":
                 raise
             log.warning("skipping sample %s: %s", sample.sample_id, error)
-            return {"skipped": sample.video_path}
+            return {"skipped": sample.video_path, "fault": error.kind}
         duration = len(times) / PRESENTATION_FPS
         example = build_example(sample, self.templates, duration)
         return {**example, "visual": self.processor.prepare_video(frames, times), "sample": sample, "duration": duration}

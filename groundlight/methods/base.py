@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
 import torch
 
+from data_modules.faults import Fault
 from groundlight.backbones.base import VideoBackbone
 from groundlight.metrics.tasks import TaskMetrics, parse_prediction, prediction_record
 
@@ -50,6 +52,7 @@ class GroundingModule(L.LightningModule):
         self.stage_metrics = torch.nn.ModuleDict({"val": TaskMetrics(), "test": TaskMetrics()})
         self.skipped_batches = 0
         self.test_records: list[dict[str, Any]] = []  # per question, with its scores: the science reports' input
+        self.test_skipped: Counter[str] = Counter()  # skipped test videos by fault kind, summed over ranks at the end
         self._replay: dict[str, Any] | None = None  # distributed: the last batch that trained, for a skip's forward
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -124,6 +127,7 @@ class GroundingModule(L.LightningModule):
         metrics = self.stage_metrics[stage]
         metrics.update(batch["samples"], parsed)
         if stage == "test":
+            self.test_skipped.update(batch.get("skipped_faults", {}))
             self.test_records += [record | {"scores": metrics.question_scores(sample, answer)}
                                   for record, sample, answer in zip(records, batch["samples"], parsed)]
 
@@ -144,13 +148,23 @@ class GroundingModule(L.LightningModule):
             metrics.reset()
 
     def on_test_epoch_start(self) -> None:
-        self.test_records = []
+        self.test_records, self.test_skipped = [], Counter()
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")
 
     def on_test_epoch_end(self) -> None:
+        self.test_skipped = self._summed_over_ranks(self.test_skipped)
         self._log_stage("test")
+
+    def _summed_over_ranks(self, counts: Counter[str]) -> Counter[str]:
+        """Per-kind counts summed over the ranks: one all-reduce of a vector in :class:`Fault` order, which every
+        rank joins (a rank that skipped nothing sends zeros)."""
+        kinds = [str(kind) for kind in Fault]
+        vector = torch.tensor([float(counts.get(kind, 0)) for kind in kinds], device=self.device)
+        if self._distributed:
+            vector = self.trainer.strategy.reduce(vector, reduce_op="sum")
+        return Counter({kind: int(n) for kind, n in zip(kinds, vector.tolist()) if n})
 
     def _log_stage(self, stage: str) -> None:
         metrics = self.stage_metrics[stage]

@@ -20,14 +20,15 @@ _RANGE = re.compile(
     rf"(?P<a>{TIME})\s*(?:-|–|—|~|to|until|till|and|,)\s*(?P<b>{TIME})", re.IGNORECASE
 )
 _ANY_TIME = re.compile(TIME, re.IGNORECASE)
-_NUMERIC = re.compile(r"[\d.:]*\d[\d.:]*")
+_NUMERIC = re.compile(r"[\d.:]*\d[\d.:]*(?:[eE][+-]?\d+)?")  # with an exponent: "1e400" is one (malformed) token
 _WHOLE = re.compile(rf"(?:{_CLOCK}|{_NUMBER})")
 MAX_SECONDS = 1e6
 """Longer than any video (11.6 days): a time beyond it is absurd, not a window."""
 
 
 def _malformed_before(text: str, end: int) -> bool:
-    """Whether a number-like token before ``end`` is malformed ("3.5.6", "1:2:3:4") or negative ("-2", "from -2")."""
+    """Whether a number-like token before ``end`` is malformed ("3.5.6", "1:2:3:4", "1e400": float() reads it as
+    infinite) or negative ("-2", "from -2")."""
     for match in _NUMERIC.finditer(text, 0, end):
         token = match.group().rstrip(".:")  # a sentence's full stop or a label's colon after the number
         if not _WHOLE.fullmatch(token):

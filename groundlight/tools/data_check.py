@@ -1,15 +1,17 @@
 """``groundlight data check DIR``: every annotation file and every video of a data directory, checked against reality.
 
 1. Each task file that exists under ``DIR`` (the layouts of :data:`data_modules.readers.TASK_FILES`, any split) is read
-   with its official-format reader; a reader's error (malformed line, non-finite number, a path leaving the data
-   root, bad UTF-8, too many options ...) is reported with the file and line it names.
+   with its official-format reader, every bad record reported with the file and line it names: a non-finite number,
+   a path leaving the data root, bad UTF-8, too many options, any other malformed record (a file that cannot be read
+   as a whole, one error).
 2. Each distinct video the annotations name is probed and decoded at 1 fps in parallel worker processes (a progress
    bar on stderr): missing, corrupt or empty files, files cut short (frames stop before the length the container
    states), rotated footage (reported: the reader turns it upright), and samples whose annotated duration or windows
    the video does not have.
 
 Writes a JSON report (``--out``, default ``DIR/data_check.json``) with every error and warning and their counts by
-kind, prints the counts, and exits 1 when there is an error, 0 otherwise.
+kind (the :class:`~data_modules.faults.Fault` names a run's counted skips use), prints the counts, and exits 1 when
+there is an error, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_modules.faults import Fault
+from data_modules.formats._records import AnnotationSkips
 from data_modules.readers import TASK_FILES, read_task_split
-from data_modules.samples import VideoSample
+from data_modules.samples import AnnotationError, VideoSample
 
 WINDOW_SLACK = 0.5
 """Seconds a ground-truth window may run past the probed end (annotations round to the second)."""
@@ -69,12 +73,16 @@ def read_annotations(data_dir: Path, tasks: list[str] | None) -> tuple[dict[str,
         if path in read:  # another task reads the same file (e.g. charades_sta_ft): its samples are the same clips
             continue
         read.add(path)
+        skips = AnnotationSkips()
         try:
-            samples: list[VideoSample] = read_task_split(data_dir, task, split)
+            samples: list[VideoSample] = read_task_split(data_dir, task, split, skips=skips)
         except (ValueError, OSError, KeyError, TypeError) as error:  # readers name file:line in their messages
             message = str(error) if str(path.name) in str(error) else f"{path}: {error}"
-            errors.append({"kind": "annotation", "file": str(path), "task": task, "error": message})
-            continue
+            kind = error.kind if isinstance(error, AnnotationError) else Fault.MALFORMED
+            errors.append({"kind": str(kind), "file": str(path), "task": task, "error": message})
+            samples = []
+        errors += [{"kind": str(bad.kind), "file": str(path), "task": task, "error": str(bad)}
+                   for bad in skips.errors.values()]
         count += len(samples)
         for sample in samples:
             paths = [sample.video_path] + [f.video_path for f in sample.frame_sets or []]
@@ -91,21 +99,18 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
     import torch
 
     from data_modules.datamodule import check_duration
-    from data_modules.video import DurationMismatchError, TruncatedVideoError, VideoError, read_video, resolve_video
+    from data_modules.video import DurationMismatchError, VideoError, read_video, resolve_video
 
     torch.set_num_threads(1)
     errors, warnings = [], []
 
-    def error(kind: str, message: str, sample: str | None = None) -> None:
-        errors.append({"kind": kind, "video": use.path, "sample": sample, "error": message})
+    def error(kind: Fault, message: str, sample: str | None = None) -> None:
+        errors.append({"kind": str(kind), "video": use.path, "sample": sample, "error": message})
 
     try:
         duration = read_video(use.path, fps=1.0, size=(32, 32)).duration
-    except TruncatedVideoError as problem:
-        error("short", str(problem))
-        return errors, warnings
-    except VideoError as problem:
-        error("missing" if "no such video file" in str(problem) else "corrupt", str(problem))
+    except VideoError as problem:  # missing, not a file, empty, corrupt, truncated
+        error(problem.kind, str(problem))
         return errors, warnings
     try:
         with av.open(str(resolve_video(use.path))) as container:
@@ -121,10 +126,10 @@ def check_video(use: VideoUse) -> tuple[list[dict[str, Any]], list[dict[str, Any
         try:
             check_duration(sample, duration)
         except DurationMismatchError as problem:
-            error("duration", str(problem), name)
+            error(problem.kind, str(problem), name)
         outside = [w for w in sample.windows or [] if w[1] > duration + WINDOW_SLACK or w[0] < 0]
         if outside:
-            error("window", f"window {list(outside[0])} lies outside the video's {duration:.2f} s", name)
+            error(Fault.WINDOW_OUTSIDE, f"window {list(outside[0])} lies outside the video's {duration:.2f} s", name)
     return errors, warnings
 
 

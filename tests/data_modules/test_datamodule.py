@@ -42,7 +42,7 @@ def test_corrupt_video_skipped_and_counted(broken_copy, tiny_backbone):
     dm = datamodule(data, tiny_backbone, on_bad_video="skip")
     dataset = dm.dataset(dm.read("test"))
     batch = collate_items([dataset[i] for i in range(len(dataset))], tiny_backbone.processor, with_answer=False)
-    assert batch["skipped_videos"] == 1
+    assert batch["skipped_videos"] == 1 and batch["skipped_faults"] == {"corrupt": 1}
     assert len(batch["samples"]) == len(dataset) - 1
     assert all(not s.video_path.endswith(victim.name) for s in batch["samples"])
 
@@ -56,6 +56,23 @@ def test_malformed_annotation_names_file_and_line(synth_dir, tmp_path, tiny_back
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(AnnotationError, match=r"test\.txt:2"):
         datamodule(data, tiny_backbone).read("test")
+
+
+def test_bad_annotation_records_skipped_and_counted_by_kind(synth_dir, tmp_path, tiny_backbone):
+    """``on_bad_annotation: skip`` reads past the bad lines of every task file; the count is per split."""
+    data = tmp_path / "synth"
+    shutil.copytree(synth_dir, data, ignore=shutil.ignore_patterns("*.mp4"))
+    path = data / "charades_sta" / "test.txt"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace("##", " ")
+    lines[1] = "../" + lines[1]
+    path.write_text("\n".join(lines) + "\n")
+    dm = datamodule(data, tiny_backbone, on_bad_annotation="skip", tasks=["charades_sta", "mcq"])
+    assert len(dm.read("test", tasks=["charades_sta"])) == len(lines) - 2
+    assert dm.skipped_annotations("test") == {"malformed": 1, "path_escape": 1}
+    assert dm.skipped_annotations("fit") == {}  # the train split was not read
+    with pytest.raises(ValueError, match="on_bad_annotation must be 'raise' or 'skip'"):
+        datamodule(data, tiny_backbone, on_bad_annotation="ignore")
 
 
 def test_bad_on_bad_video_value_rejected():
@@ -106,3 +123,4 @@ def test_an_annotated_duration_the_video_does_not_have_is_an_error_or_a_counted_
     skipped = dataset(30.0, on_bad_video="skip")[0]
     batch = collate_items([skipped], tiny_backbone.processor, with_answer=False)
     assert batch["skipped_videos"] == 1 and batch["samples"] == []
+    assert batch["skipped_faults"] == {"duration_mismatch": 1}

@@ -323,3 +323,63 @@ def test_non_utf8_bytes_name_the_file_and_line(tmp_path, name):
     path.write_bytes(b'[\n{"id": 1},\n{"id": "caf\xe9"}\n]\n' if name.endswith(".json") else b'{"id": 1}\n{"id": "caf\xe9"}\n')
     with pytest.raises(ValueError, match=rf"{name}:\d: not UTF-8 text \(byte 0xe9"):
         list(numbered_lines(path)) if name.endswith(".txt") else records(path)
+
+
+# ---- skipping bad records ---------------------------------------------------------------------
+
+def test_each_error_names_its_kind(tmp_path):
+    from data_modules.formats.llava_video import read_instructions
+    from data_modules.formats.moments_in_time import read_moments_in_time
+
+    cases = [
+        (read_charades_sta, "a.txt", b"v1 nan 2.0##q\n", "non_finite"),
+        (read_charades_sta, "b.txt", b"../v1 0.0 2.0##q\n", "path_escape"),
+        (read_charades_sta, "c.txt", b"v1 0.0 2.0##caf\xe9\n", "bad_encoding"),
+        (read_charades_sta, "d.txt", b"v1 0.0 2.0 q\n", "malformed"),
+        (read_mcq, "e.json", json.dumps([{"id": "q", "question": "?", "options": list("abcdefghijk"),
+                                          "answer_index": 0}]).encode(), "too_many_options"),
+        # these two joined the path to the data root without the check
+        (read_moments_in_time, "validationSet.csv", b"../../etc/x.mp4,label\n", "path_escape"),
+        (read_instructions, "f.json", json.dumps([{"videos": ["/etc/x.mp4"], "messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]).encode(), "path_escape"),
+    ]
+    for reader, name, content, kind in cases:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(AnnotationError, match=rf"{re.escape(name)}:1: ") as caught:
+            reader(tmp_path / name, tmp_path / "videos")
+        assert caught.value.kind == kind, name
+
+
+def test_skipping_drops_each_bad_record_and_files_it_by_kind(tmp_path):
+    """Within ``skipping_bad_records`` a reader reads past its bad records: the good ones come back, each bad one is
+    filed once with its file and line (a JSON list's undecodable line reads as blank, a jsonl's broken line too)."""
+    from data_modules.formats._records import AnnotationSkips
+    from data_modules.readers import read_task_split
+
+    write(tmp_path / "charades_sta" / "test.txt", "")
+    (tmp_path / "charades_sta" / "test.txt").write_bytes(
+        b"v1 0.0 2.0##good\nv1 nan 2.0##q\n../v1 0.0 2.0##q\nv1 0.0 2.0##caf\xe9\nv1 3.0 1.0##reversed\nv2 1 2##good\n")
+    options = {"question": "?", "options": ["a", "b"], "answer_index": 0}
+    (tmp_path / "mcq").mkdir()
+    (tmp_path / "mcq" / "test.json").write_bytes(b"[\n" + b",\n".join([
+        json.dumps({"id": "q1", **options}).encode(),
+        json.dumps({"id": "q2", **options, "question": "caf\xe9"}, ensure_ascii=False).encode("latin-1"),
+        json.dumps({"id": "q3", **options, "options": list("abcdefghijk")}).encode(),
+        json.dumps({"id": "q4", **options, "duration": float("inf")}).encode(),
+        json.dumps({"id": "q5", **options}).encode()]) + b"\n]\n")
+    write(tmp_path / "verify" / "test.jsonl", '{"oops\n')
+
+    skips = AnnotationSkips()
+    moments = read_task_split(tmp_path, "charades_sta", "test", skips=skips)
+    questions = read_task_split(tmp_path, "mcq", "test", skips=skips)
+    assert read_task_split(tmp_path, "verify", "test", skips=skips) == []
+    assert [s.query for s in moments] == ["good", "good"] and [s.meta["id"] for s in questions] == ["q1", "q5"]
+    assert skips.counts() == {"non_finite": 2, "path_escape": 1, "bad_encoding": 2, "malformed": 2,
+                              "too_many_options": 1}
+    where = sorted(f"{Path(e.path).parent.name}:{e.line}" for e in skips.errors.values())
+    assert where == ["charades_sta:2", "charades_sta:3", "charades_sta:4", "charades_sta:5", "mcq:3", "mcq:4",
+                     "mcq:5", "verify:1"]
+    read_task_split(tmp_path, "charades_sta", "test", skips=skips)  # read again: nothing is filed twice
+    assert sum(skips.counts().values()) == 8
+    with pytest.raises(AnnotationError, match=r"test.txt:4: not UTF-8 text"):  # without skips: the first error
+        read_task_split(tmp_path, "charades_sta", "test")

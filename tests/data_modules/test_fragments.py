@@ -225,7 +225,7 @@ def test_dataset_items_hide_the_duration(two_videos) -> None:
     bad = FragmentDataset([VideoSample("s", "x.mp4", "fragment_counting", "q", options=["3"], answer_index=0,
                                        frame_sets=[FrameSet("x.mp4", 3, (0, 1, 2))])], _Processor(),
                           on_bad_video="skip")
-    assert bad[0] == {"skipped": "x.mp4"}
+    assert bad[0] == {"skipped": "x.mp4", "fault": "missing"}
 
 
 def frame_counts_of(videos: list[str]) -> dict[str, int]:

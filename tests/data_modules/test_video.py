@@ -147,6 +147,40 @@ def test_a_video_is_found_whatever_its_container(tmp_path):
         resolve_video(tmp_path / "other.mp4")
 
 
+def test_each_unreadable_video_names_its_kind(tmp_path: Path, index_video: Path) -> None:
+    """The kind is what a counted skip and ``groundlight data check`` file the video under."""
+    (tmp_path / "stub.mp4").write_bytes(index_video.read_bytes()[:200])
+    (tmp_path / "blank.mp4").touch()
+    (tmp_path / "folder.mp4").mkdir()
+    kinds = {}
+    for name in ("stub.mp4", "blank.mp4", "folder.mp4", "gone.mp4"):
+        with pytest.raises(VideoError, match=name) as caught:
+            read_video(tmp_path / name, fps=1.0)
+        kinds[name] = caught.value.kind
+    assert kinds == {"stub.mp4": "corrupt", "blank.mp4": "empty", "folder.mp4": "not_a_file", "gone.mp4": "missing"}
+
+
+@pytest.mark.parametrize("method", ["scan", "seek", "auto"])
+def test_a_short_mpeg_ts_whose_seeks_decode_nothing_still_decodes(tmp_path, method):
+    """4 s of flat frames at x264's default preset make a few-KB MPEG-TS file; a seek, and the rewind after the GOP
+    probe, landed past every frame (TS seeks by bytes), so seek and auto mode raised "no decodable frames". A seek or
+    rewind that decodes nothing now falls back to one pass from the start."""
+    import numpy as np
+
+    path = tmp_path / "short.ts"
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 6 * i, dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    clip = read_video(path, fps=1.0, method=method)
+    assert clip.timestamps.tolist() == [0.0, 1.0, 2.0, 3.0]
+    brightness = [float(f.float().mean()) for f in clip.frames]
+    assert brightness == sorted(brightness) and brightness[-1] - brightness[0] > 100
+
+
 @pytest.mark.parametrize("method", ["scan", "seek", "auto"])
 def test_mpeg_ts_keeps_its_first_seconds_whatever_the_method(tmp_path, method):
     """MPEG-TS seeks land a GOP late: seek mode raised "no decodable frames" and auto mode lost the first 5 s

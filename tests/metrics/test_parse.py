@@ -27,6 +27,8 @@ WINDOWS = {
     "1:2:3:4 to 5": None,  # not a clock
     "1" * 40 + " to 5": None,  # absurd
     "5 to 1000001": None,  # beyond MAX_SECONDS
+    "between 1e400 and 2": None,  # an exponent (infinite as a float) was read as (2, 400)
+    "from 2e1 to 30 s": None,
     "from 3 to 5.": (3.0, 5.0),  # a full stop is not part of the number
     "at 10.5, then 12.": (10.5, 12.0),
 }

@@ -57,22 +57,23 @@ def faulty(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_fault_is_reported_by_kind(faulty: Path, workers: int) -> None:
     report = check(faulty, workers=workers, progress=False)
-    assert report["error_counts"] == {"annotation": 1, "missing": 1, "corrupt": 1, "short": 1, "window": 1,
-                                      "duration": 1}
+    assert report["error_counts"] == {"non_finite": 1, "missing": 1, "corrupt": 1, "truncated": 1, "window_outside": 1,
+                                      "duration_mismatch": 1}
     assert report["warning_counts"] == {"rotated": 1}
     by_kind = {e["kind"]: e for e in report["errors"]}
-    assert "val.txt:2" in by_kind["annotation"]["error"]
+    assert "val.txt:2" in by_kind["non_finite"]["error"]
     assert by_kind["missing"]["video"].endswith("gone.mp4") and by_kind["corrupt"]["video"].endswith("corrupt.mp4")
-    assert "cut short" in by_kind["short"]["error"]
-    assert by_kind["window"]["sample"].endswith("test.txt:6") and "[10.0, 50.0]" in by_kind["window"]["error"]
-    assert by_kind["duration"]["sample"].endswith("test.jsonl:1") and "annotates 30.00 s" in by_kind["duration"]["error"]
-    assert report["videos"] == 5 and report["samples"] == 7
+    assert "cut short" in by_kind["truncated"]["error"]
+    assert by_kind["window_outside"]["sample"].endswith("test.txt:6") and "[10.0, 50.0]" in by_kind["window_outside"]["error"]
+    assert by_kind["duration_mismatch"]["sample"].endswith("test.jsonl:1")
+    assert "annotates 30.00 s" in by_kind["duration_mismatch"]["error"]
+    assert report["videos"] == 5 and report["samples"] == 8  # val.txt's good line is read past its bad one
 
 
 def test_the_command_writes_its_report_and_exits_non_zero_on_errors(faulty: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report.json"
     assert main([str(faulty), "--workers", "0", "--out", str(out)]) == 1
-    assert json.loads(out.read_text())["error_counts"]["short"] == 1
+    assert json.loads(out.read_text())["error_counts"]["truncated"] == 1
     assert "errors" in capsys.readouterr().out
     clean = tmp_path / "clean"
     (clean / "charades_sta").mkdir(parents=True)
