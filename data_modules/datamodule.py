@@ -274,12 +274,44 @@ class EvalShardSampler(DistributedSampler):
         return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
+class TrainShardSampler(DistributedSampler):
+    """Training under a distributed strategy: the single-process order (seeded per epoch, curriculum included) dealt
+    out rank ``r`` of ``n`` taking positions ``r, r + n, ...``, padded with its first indices to a multiple of ``n`` as
+    ``DistributedSampler`` pads (every rank must run as many steps). So with ``b`` per rank, the ranks' k-th batches
+    together are the single process's k-th batch of ``n·b``. Lightning leaves a ``DistributedSampler`` in place; it
+    wrapped a custom sampler in its own shuffle instead, with its own seed, and never passed the epoch to it."""
+
+    def __init__(self, order: EpochShuffleSampler | MixedEpochSampler, dataset: Dataset, num_replicas: int,
+                 rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.order, self.epoch = order, order.epoch
+        self.num_samples = -(-len(order) // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(self.order)
+        order += order[: self.total_size - len(order)]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def _process_group() -> tuple[int, int]:
+    """``(world size, rank)`` of the running process group, ``(1, 0)`` without one."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 1, 0
+    return torch.distributed.get_world_size(), torch.distributed.get_rank()
+
+
 def eval_sampler(data: Dataset) -> Sampler[int] | None:
     """An :class:`EvalShardSampler` when a process group of more than one rank is running, else ``None``."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return None
-    world = torch.distributed.get_world_size()
-    return EvalShardSampler(data, world, torch.distributed.get_rank()) if world > 1 else None
+    world, rank = _process_group()
+    return EvalShardSampler(data, world, rank) if world > 1 else None
 
 
 class TaskMix(ConcatDataset):
@@ -467,6 +499,9 @@ class GroundingDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is not None:  # the epoch it starts in (workers draw indices before Lightning sets it)
             sampler.set_epoch(trainer.current_epoch)
+        world, rank = _process_group()
+        if world > 1:
+            sampler = TrainShardSampler(sampler, data, world, rank)
         resume, self._resume = self._resume, None
         return ResumableLoader(data, sampler=sampler, resume=resume, **options)
 
