@@ -313,19 +313,37 @@ def _ssim_index(mu_x: torch.Tensor, mu_y: torch.Tensor, xx: torch.Tensor, yy: to
     return index.mean(dim=(1, 2)).float()
 
 
-def motion_scores(grey: torch.Tensor, window: int = SSIM_WINDOW) -> torch.Tensor:
-    """``(T,)`` motion of each frame of ``(T, H, W)``: ``1 - SSIM`` with the frame before; 0 for the first.
+def motion_scores(grey: torch.Tensor, window: int = SSIM_WINDOW, data_range: float = 255.0) -> torch.Tensor:
+    """``(T,)`` motion of each 8-bit frame of ``(T, H, W)``: ``1 - SSIM`` with the frame before; 0 for the first.
 
-    Equal to ``1 - ssim(grey[:-1], grey[1:])``, but each frame's own moments are computed once.
+    Equal to ``1 - ssim(grey[:-1], grey[1:])`` to float32 rounding, but the moments are integers: the box sums of
+    ``x``, ``x^2`` and ``x_t x_{t+1}`` come from int32 integral images (exact: at most ``H W 255^2``), each frame's own
+    once, and with ``n`` pixels per box the scaled moments ``n Sxx - Sx^2`` and ``n Sxy - Sx Sy`` are exact in int64;
+    only the index ``(2 Sx Sy + C1 n^2)(2 (n Sxy - Sx Sy) + C2 n^2) / ((Sx^2 + Sy^2 + C1 n^2)((n Sxx - Sx^2) +
+    (n Syy - Sy^2) + C2 n^2))`` is formed in float64. Less memory traffic than ``ssim``'s float64 pass: about 2x faster
+    on 140 frames of 64 pixels (the motion pass's main cost).
     """
     if grey.shape[0] < 2:
         return torch.zeros(grey.shape[0])
     _check_pairs(grey[:-1], grey[1:], window)
-    frames = grey.double()
-    means, squares = _box_means(torch.cat([frames, frames * frames]), window).chunk(2)
-    products = _box_means(frames[:-1] * frames[1:], window)
-    similarity = _ssim_index(means[:-1], means[1:], squares[:-1], squares[1:], products, 255.0)
+    frames, count, n = grey.to(torch.int32), grey.shape[0], window * window
+    sums = _box_sums(torch.cat([frames, frames * frames, frames[:-1] * frames[1:]]), window).long()
+    sx, sxx, sxy = sums[:count], sums[count : 2 * count], sums[2 * count :]
+    squares, crossed = sx * sx, sx[:-1] * sx[1:]
+    variance, covariance = (n * sxx - squares).double(), (n * sxy - crossed).double()  # n^2 var, n^2 cov
+    squares, crossed = squares.double(), crossed.double()
+    c1, c2 = (0.01 * data_range) ** 2 * n * n, (0.03 * data_range) ** 2 * n * n
+    numerator = (2 * crossed + c1) * (2 * covariance + c2)
+    denominator = (squares[:-1] + squares[1:] + c1) * (variance[:-1] + variance[1:] + c2)
+    similarity = (numerator / denominator).mean(dim=(1, 2)).float()
     return torch.cat([torch.zeros(1), (1 - similarity).clamp(min=0)])
+
+
+def _box_sums(images: torch.Tensor, window: int) -> torch.Tensor:
+    """Integer sum of every valid ``window x window`` box of ``(N, H, W)`` integers, from one integral image."""
+    total = F.pad(images, (1, 0, 1, 0)).cumsum(1, dtype=images.dtype).cumsum(2, dtype=images.dtype)
+    w = window
+    return total[:, w:, w:] - total[:, :-w, w:] - total[:, w:, :-w] + total[:, :-w, :-w]
 
 
 def _quantiles(count: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -616,9 +634,22 @@ def _candidates(container: av.container.InputContainer, stream: av.video.stream.
 
 
 def _grey(frames: list[av.VideoFrame]) -> torch.Tensor:
-    """``(T, MOTION_SIDE, MOTION_SIDE)`` grey images for the motion pass, scaled while converting."""
-    return torch.from_numpy(np.stack([
-        f.to_ndarray(format="gray", width=MOTION_SIDE, height=MOTION_SIDE, interpolation="AREA") for f in frames]))
+    """``(T, MOTION_SIDE, MOTION_SIDE)`` 8-bit grey images for the motion pass.
+
+    Planar 8-bit YUV (what H.264, VP9 and MPEG-4 decode to) is grey already in its luma plane: it is read in place and
+    area-resized in one batched call, with limited-range luma (16-235) stretched to 0-255 as a conversion to grey does.
+    That is about 5x cheaper than converting each fresh frame through libswscale, which every other pixel format
+    still takes."""
+    first = frames[0]
+    if not (first.format.name.startswith(("yuv4", "yuvj4")) and first.format.components[0].bits == 8):
+        return torch.from_numpy(np.stack([
+            f.to_ndarray(format="gray", width=MOTION_SIDE, height=MOTION_SIDE, interpolation="AREA") for f in frames]))
+    luma = np.stack([np.frombuffer(f.planes[0], np.uint8).reshape(-1, f.planes[0].line_size)[: f.height, : f.width]
+                     for f in frames])
+    grey = F.interpolate(torch.from_numpy(luma)[:, None].float(), size=(MOTION_SIDE, MOTION_SIDE), mode="area")[:, 0]
+    if not (first.format.name.startswith("yuvj") or first.color_range == 2):  # 2: full (JPEG) range
+        grey = (grey - 16) * (255 / 219)
+    return grey.round().clamp(0, 255).to(torch.uint8)
 
 
 def _select(

@@ -153,3 +153,20 @@ def test_bad_strategy_is_rejected() -> None:
     with pytest.raises(ValueError, match="strategy"):
         FrameSampling(strategy="salient")
     assert FrameSampling().strategy == "uniform"
+
+
+def test_motion_grey_from_the_luma_plane_matches_a_conversion_to_grey(burst_video: Path) -> None:
+    """The motion pass reads 8-bit YUV's luma plane in place (limited range stretched to 0-255) instead of converting
+    each frame through libswscale: within a grey level of the conversion on average, and the fallback (any other
+    pixel format) converts as before."""
+    with av.open(str(burst_video)) as container:
+        frames = list(container.decode(video=0))
+    assert frames[0].format.name == "yuv420p"
+    side = video.MOTION_SIDE
+    converted = np.stack([f.to_ndarray(format="gray", width=side, height=side, interpolation="AREA") for f in frames])
+    fast = video._grey(frames).numpy().astype(float)
+    assert fast.shape == converted.shape and abs(fast - converted).mean() < 1.0
+    assert abs(fast.mean() - converted.mean()) < 0.5  # unstretched luma: 1.6 levels off on average, 4.0 per pixel
+    rgb = [av.VideoFrame.from_ndarray(f.to_ndarray(format="rgb24"), format="rgb24") for f in frames[:3]]
+    expected = np.stack([f.to_ndarray(format="gray", width=side, height=side, interpolation="AREA") for f in rgb])
+    assert np.array_equal(video._grey(rgb).numpy(), expected)
