@@ -29,3 +29,15 @@ def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
         reduction="sum",
     )
     return total / count, {"answer_tokens": count}
+
+
+def answer_window(labels: torch.Tensor) -> int:
+    """How many trailing positions of ``(B, L)`` labels predict an answer token: from the position before the earliest
+    answer token to the end (all ``L`` without one). Logits are needed there only, so a forward can keep just those
+    (HF's ``logits_to_keep``) and ``answer_cross_entropy(logits, labels[:, -k:])`` is the full sequence's loss.
+
+    Example: labels ``[[-100, -100, 7, 8], [-100, -100, -100, 9]]``: the earliest answer token is at 2, predicted from
+    position 1, so the window is the last 3 positions.
+    """
+    columns = (labels != IGNORE_INDEX).any(0).nonzero()
+    return labels.shape[1] - int(columns[0]) + 1 if len(columns) and int(columns[0]) > 0 else labels.shape[1]

@@ -17,5 +17,5 @@ class SFTModule(GroundingModule):
     """SFT baseline on the shared base (loss only; see :class:`GroundingModule`)."""
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = self.backbone(batch).logits
-        return answer_cross_entropy(logits, batch["labels"])
+        output, labels = self.answer_forward(batch)
+        return answer_cross_entropy(output.logits, labels)

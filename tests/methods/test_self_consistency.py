@@ -148,11 +148,11 @@ def test_verification_pass_reuses_the_vision_output(backbone):
     batch = make_batch(backbone)
     verification = model.verification_batch(batch)
     with torch.no_grad():
-        _, full = model._pathway(verification, [1])
+        *_, full = model._pathway(verification, [1])
         with backbone.reuse_visual_features() as share:
             model._pathway(batch, [1])
             share.replay = True
-            _, replayed = model._pathway(verification, [1])
+            *_, replayed = model._pathway(verification, [1])
     handle.remove()
     assert len(calls) == 2  # the full pass + the recording pass; the replay skipped the encoder
     assert torch.allclose(full.rows, replayed.rows, atol=1e-6)

@@ -232,7 +232,7 @@ class D2VLMModule(GroundingModule):
             if replay is not None:
                 replay.replay = True
             with self.backbone.embedding_offsets(offsets):
-                output = self.backbone(batch, output_hidden_states=True)
+                output, _ = self.answer_forward(batch, output_hidden_states=True)
         hidden = output.hidden_states[self.evidence.feature_layer]
         return output, units, positions, self._grounding(hidden, units, positions, heads)
 
@@ -242,7 +242,7 @@ class D2VLMModule(GroundingModule):
             return self.fpo_loss(batch)
         spans = [list(sample.windows) for sample in batch["samples"]]
         output, units, _, grounding = self._forward(batch, spans)
-        ce, diagnostics = answer_cross_entropy(output.logits, batch["labels"])
+        ce, diagnostics = answer_cross_entropy(output.logits, batch["labels"][:, -output.logits.shape[1] :])
         gnd_terms, cons_terms, empty = [], [], 0
         for row_units, row_spans, (features, logits) in zip(units, spans, grounding):
             count = len(row_spans)
@@ -270,7 +270,7 @@ class D2VLMModule(GroundingModule):
                 heads: nn.ModuleDict | None = None) -> Scores:
         """Σ answer-token log-probs and Σ ``<evi>`` grounding log-probs per row of a response batch."""
         output, units, _, grounding = self._forward(batch, spans, heads)
-        logits, labels = output.logits[:, :-1].float(), batch["labels"][:, 1:]
+        logits, labels = output.logits[:, :-1].float(), batch["labels"][:, -output.logits.shape[1] :][:, 1:]
         mask = labels != IGNORE_INDEX
         token = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         text = (token * mask).sum(1)

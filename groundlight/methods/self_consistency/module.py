@@ -136,33 +136,36 @@ class SelfConsistencyModule(GroundingModule):
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         options = self.consistency
         with self.backbone.reuse_visual_features() as share:
-            logits, generation = self._pathway(batch, [options.layer])
-            ce, diagnostics = answer_cross_entropy(logits, batch["labels"])
+            logits, labels, generation = self._pathway(batch, [options.layer])
+            ce, diagnostics = answer_cross_entropy(logits, labels)
             verification_batch = self.verification_batch(batch)
             share.replay = True  # same videos: the verification pass reuses the encoder's output
             with torch.set_grad_enabled(torch.is_grad_enabled() and options.stop_gradient != "verification"):
-                ver_logits, verification = self._pathway(verification_batch, options.verification_layers or [options.layer],
-                                                         need_logits=bool(options.verification_ce_weight))
+                ver_logits, ver_labels, verification = self._pathway(
+                    verification_batch, options.verification_layers or [options.layer],
+                    need_logits=bool(options.verification_ce_weight))
         gen_heads = generation.top_heads(options.top_k)
         ver_heads = verification.top_heads(options.top_k)
         pairs = self.matched_pairs(generation, verification, gen_heads, ver_heads)
         cons, ent, attention_diagnostics = self.attention_losses(generation, verification, gen_heads, pairs)
         total = options.ce_weight * ce + options.consistency_weight * cons + options.entropy_weight * ent
         if options.verification_ce_weight:
-            ver_ce, _ = answer_cross_entropy(ver_logits, verification_batch["labels"])
+            ver_ce, _ = answer_cross_entropy(ver_logits, ver_labels)
             total = total + options.verification_ce_weight * ver_ce
             diagnostics["verification_ce"] = ver_ce.detach()
         return total, diagnostics | attention_diagnostics | {"ce": ce.detach(), "cons": cons.detach(), "ent": ent.detach()}
 
     def _pathway(self, batch: dict[str, Any], layers: list[int],
-                 need_logits: bool = True) -> tuple[torch.Tensor | None, PathwayAttention]:
-        """One probed pass; without ``need_logits`` it stops after the last probed layer."""
-        logits = None
+                 need_logits: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None, PathwayAttention]:
+        """One probed pass: the answer positions' logits and labels (see ``answer_forward``), and the attention;
+        without ``need_logits`` it stops after the last probed layer (no logits)."""
+        logits = labels = None
         with AttentionProbe(self.backbone, layers, stop_after=not need_logits) as probe:
             probe.query_positions = last_prompt_positions(batch)
-            logits = self.backbone(batch).logits
+            output, labels = self.answer_forward(batch)  # without need_logits, stopped after the last probed layer
+            logits = output.logits
         options = self.consistency
-        return logits, PathwayAttention.from_probe(probe, batch, options.sink_dims, options.sink_tau)
+        return logits, labels, PathwayAttention.from_probe(probe, batch, options.sink_dims, options.sink_tau)
 
     def verification_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The same videos with verification prompts, collated by the backbone's processor."""

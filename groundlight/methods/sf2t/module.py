@@ -80,5 +80,5 @@ class SF2TModule(GroundingModule):
             log.info("SF2T: initialised from %s", init_from)
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = self.backbone(batch).logits
-        return per_task_answer_loss(logits, batch["labels"], [sample.task for sample in batch["samples"]])
+        output, labels = self.answer_forward(batch)
+        return per_task_answer_loss(output.logits, labels, [sample.task for sample in batch["samples"]])
