@@ -13,8 +13,9 @@ estimated on a laptop. What it reports:
   the world size where the strategy shards them (FSDP ``FULL_SHARD`` and ZeRO-3 everything, ``SHARD_GRAD_OP`` and
   ZeRO-2 gradients and optimizer states);
 - activations of one micro-batch: what autograd keeps per decoder layer (only each layer's input under gradient
-  checkpointing, plus one layer recomputed), the vision tower's when it trains, and the logits with the
-  cross-entropy's float copies over the whole sequence.
+  checkpointing, plus one layer recomputed in backward beside its activations' gradients), the vision tower's when it trains, and the logits with the
+  cross-entropy's float copies over the answer window (``--answer-tokens``: the methods keep logits where an
+  answer token is predicted only; GroundVTS's kept-token pass still keeps every position's).
 
 ``--measure`` then builds the model for real, runs two training steps on the first training batch and prints the
 measured peak beside the estimate for that batch's exact shape: ``torch.cuda.max_memory_allocated`` on a GPU, and on
@@ -36,6 +37,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from groundlight.losses import answer_window
+
 GIB = 1024**3
 _SHARDING = {"FULL_SHARD": "all", "HYBRID_SHARD": "all", "SHARD_GRAD_OP": "grads_optimizer", "NO_SHARD": "none",
              "_HYBRID_SHARD_ZERO2": "grads_optimizer"}
@@ -44,13 +47,15 @@ _ZERO = {1: "optimizer", 2: "grads_optimizer", 3: "all"}
 
 @dataclass(frozen=True)
 class Shape:
-    """One micro-batch: ``batch`` rows of ``sequence`` tokens; per row, ``vision_tokens`` enter the vision tower
-    (patches before any merge) from ``pixel_elements`` pixel values."""
+    """One micro-batch: ``batch`` rows of ``sequence`` tokens, logits at the last ``logit_positions`` of them (the
+    answer window, ``GroundingModule.answer_forward``); per row, ``vision_tokens`` enter the vision tower (patches
+    before any merge) from ``pixel_elements`` pixel values."""
 
     batch: int
     sequence: int
     vision_tokens: int
     pixel_elements: int
+    logit_positions: int
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ def _text_dims(config: Any) -> dict[str, int]:
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return {"hidden": text.hidden_size, "q": heads * head_dim, "kv": (text.num_key_value_heads or heads) * head_dim,
-            "intermediate": text.intermediate_size, "layers": text.num_hidden_layers, "vocab": text.vocab_size}
+            "intermediate": text.intermediate_size, "layers": text.num_hidden_layers, "vocab": text.vocab_size,
+            "qk_norm": int("qwen3" in str(getattr(text, "model_type", "")))}  # Qwen3 LMs norm each head's q and k
 
 
 def _vision_dims(config: Any) -> dict[str, int] | None:
@@ -130,9 +136,10 @@ def decoder_layer_elements(dims: dict[str, int], trains: bool, lora_rank: int) -
     contiguous copy (2q), gate, up, activation and product (4i). Frozen weights under LoRA on the attention
     projections: a frozen norm weight keeps no output (2h each), each adapted projection keeps its adapter input
     (h for q/k/v, q for o), its dropout mask and rank-sized middle (4r), attention as above, and the frozen MLP its gate, activation
-    and up (3i; a frozen projection keeps no input)."""
+    and up (3i; a frozen projection keeps no input). Qwen3 language models (Qwen3-VL, InternVL3.5) also RMS-norm
+    every head's q and k: 3(q + kv) more, 2(q + kv) frozen."""
     h, q, kv, i = dims["hidden"], dims["q"], dims["kv"], dims["intermediate"]
-    attention = q + 2 * kv + 2 * (q - kv) + 2 * q
+    attention = q + 2 * kv + 2 * (q - kv) + 2 * q + (3 if trains else 2) * dims.get("qk_norm", 0) * (q + kv)
     if trains:
         return 6 * h + attention + 4 * i
     dropout_masks = (3 * h + q) // 4  # one byte per element
@@ -155,8 +162,8 @@ def estimate_memory(config: Any, counts: dict[str, int], shape: Shape, layout: L
     optimizer = 2 * counts["trainable_bytes"] / (shard if layout.sharding != "none" else 1)
     tokens, act = shape.batch * shape.sequence, layout.activation_bytes
     layer = decoder_layer_elements(text, layout.lm_trains, layout.lora_rank) * tokens * act
-    if layout.checkpointing:
-        decoder = text["layers"] * text["hidden"] * tokens * act + layer
+    if layout.checkpointing:  # the layer inputs, and in backward one layer recomputed with its activations' gradients
+        decoder = text["layers"] * text["hidden"] * tokens * act + 2 * layer
     else:
         decoder = text["layers"] * layer
     vision_bytes = 0.0
@@ -164,8 +171,8 @@ def estimate_memory(config: Any, counts: dict[str, int], shape: Shape, layout: L
         vision_layer = vision_layer_elements(vision) * shape.batch * shape.vision_tokens * act
         vision_bytes = vision_layer * (1 if layout.checkpointing else vision["layers"])
     vision_bytes += shape.batch * shape.pixel_elements * 4  # the float pixels the tower reads live through the step
-    # at the loss: the logits in the activation dtype, the shifted float copy, and the log-softmax it keeps
-    logits = tokens * text["vocab"] * (act + 4 + 4)
+    # at the loss: the answer window's logits in the activation dtype, the shifted float copy, and the log-softmax
+    logits = shape.batch * shape.logit_positions * text["vocab"] * (act + 4 + 4)
     activations = decoder + vision_bytes + logits
     total = weights + grads + optimizer + activations
     return {"weights": weights, "gradients": grads, "optimizer": optimizer, "activations": activations,
@@ -241,7 +248,7 @@ def _frames(sampling: Any, seconds: float) -> int:
 
 
 def batch_shape(backbone: Any, sampling: Any, batch: int, seconds: float, text_tokens: int,
-                frame_size: tuple[int, int]) -> tuple[Shape, dict[str, int]]:
+                frame_size: tuple[int, int], answer_tokens: int) -> tuple[Shape, dict[str, int]]:
     """The micro-batch shape a config implies: its frames through the backbone's own processor."""
     frames = _frames(sampling, seconds)
     height, width = sampling.decode_size or frame_size
@@ -250,7 +257,8 @@ def batch_shape(backbone: Any, sampling: Any, batch: int, seconds: float, text_t
     vision_tokens = _vision_tokens(visual.pixel_values, backbone)
     facts = {"frames": frames, "frame_size": [height, width], "visual_tokens": visual.num_tokens,
              "text_tokens": text_tokens, "vision_tower_tokens": vision_tokens}
-    return Shape(batch, visual.num_tokens + text_tokens, vision_tokens, visual.pixel_values.numel()), facts
+    sequence = visual.num_tokens + text_tokens
+    return Shape(batch, sequence, vision_tokens, visual.pixel_values.numel(), min(answer_tokens + 1, sequence)), facts
 
 
 def _vision_tokens(pixels: torch.Tensor, backbone: Any) -> int:
@@ -304,6 +312,8 @@ def _split(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     parser = argparse.ArgumentParser(prog="groundlight estimate", description=__doc__.splitlines()[0])
     parser.add_argument("--video-seconds", type=float, default=120.0, help="video length for fps sampling")
     parser.add_argument("--text-tokens", type=int, default=160, help="prompt and answer tokens beside the video")
+    parser.add_argument("--answer-tokens", type=int, default=32,
+                        help="answer tokens (logits are kept for those only; GroundVTS's kept-token pass keeps all)")
     parser.add_argument("--frame-size", type=int, nargs=2, default=(360, 640), metavar=("H", "W"),
                         help="decoded frame size when the config sets no decode_size")
     parser.add_argument("--measure", action="store_true", help="also run two steps on the first training batch")
@@ -322,7 +332,7 @@ def estimate(argv: list[str]) -> dict[str, Any]:
     param_dtype = next(backbone.parameters()).dtype
     layout = layout_of(trainer, backbone, counts, param_dtype)
     shape, facts = batch_shape(backbone, data.sampling, data.batch_size, options["video_seconds"],
-                               options["text_tokens"], tuple(options["frame_size"]))
+                               options["text_tokens"], tuple(options["frame_size"]), options["answer_tokens"])
     memory = estimate_memory(backbone.hf_config, counts, shape, layout)
     report = {"tokens": facts | {"sequence": shape.sequence, "batch_per_device": shape.batch},
               "parameters": counts, "layout": asdict(layout),
@@ -347,7 +357,8 @@ def measure(cli_args: list[str], layout: Layout) -> dict[str, Any]:
     peak = measure_peak(module, batch)
     pixels = batch["pixel_values_videos" if "pixel_values_videos" in batch else "pixel_values"]
     rows = batch["input_ids"].shape[0]
-    shape = Shape(rows, batch["input_ids"].shape[1], _vision_tokens(pixels, module.backbone) // rows, pixels.numel() // rows)
+    shape = Shape(rows, batch["input_ids"].shape[1], _vision_tokens(pixels, module.backbone) // rows, pixels.numel() // rows,
+                  answer_window(batch["labels"]))
     counts = parameter_bytes(module)
     estimated = estimate_memory(module.backbone.hf_config, counts, shape, layout)["total"]
     return {"batch": asdict(shape), "device": device.type, "peak_bytes": peak, "estimated_bytes": int(estimated),

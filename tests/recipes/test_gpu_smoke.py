@@ -49,8 +49,8 @@ def test_every_method_fits_the_7b_shaped_build_at_bf16_and_the_summary_sets_the_
     summary = json.loads((tmp_path / "runs" / "gpu_smoke" / "summary.json").read_text())
     row = summary["methods"]["sft"]
     assert row["step_seconds_median"] == 1.6 and row["peak_gib"] == 20.0 and row["losses_finite"]
-    # the 7B-shaped build: 15.5 GiB of bf16 weights alone, so the estimate is well above them
-    assert 20 < row["estimate_gib"] < 40 and row["estimate_over_peak"] == pytest.approx(row["estimate_gib"] / 20, abs=1e-3)
+    # the 7B-shaped build: 15.5 GiB of bf16 weights, plus LoRA states and checkpointed activations
+    assert 15.5 < row["estimate_gib"] < 25 and row["estimate_over_peak"] == pytest.approx(row["estimate_gib"] / 20, abs=1e-3)
 
 
 @pytest.mark.slow

@@ -81,10 +81,11 @@ def test_strategies_shard_what_they_shard():
 
 def test_sharding_divides_state_by_the_world_size_and_checkpointing_keeps_one_input_per_layer(tiny_backbone):
     """Weights 4 B x N, gradients and AdamW states of the trainable share: FULL_SHARD over 8 divides all three by 8,
-    ZeRO-2 only gradients and states. Checkpointing keeps h per token per layer plus one recomputed layer."""
+    ZeRO-2 only gradients and states. Checkpointing keeps h per token per layer, plus in backward one recomputed
+    layer's activations and their gradients."""
     counts = parameter_bytes(tiny_backbone)
     config = tiny_backbone.model.config
-    shape = Shape(batch=2, sequence=100, vision_tokens=64, pixel_elements=0)
+    shape = Shape(batch=2, sequence=100, vision_tokens=64, pixel_elements=0, logit_positions=20)
     plain = Layout(4, False, True, False, 0, "none", 8)
     full = estimate_memory(config, counts, shape, plain)
     sharded = estimate_memory(config, counts, shape, Layout(4, False, True, False, 0, "all", 8))
@@ -96,7 +97,7 @@ def test_sharding_divides_state_by_the_world_size_and_checkpointing_keeps_one_in
     checkpointed = estimate_memory(config, counts, shape, Layout(4, True, True, False, 0, "none", 1))
     text = config.get_text_config()
     per_layer = (full["activations"] - full["activations_logits"]) / text.num_hidden_layers
-    expected = text.num_hidden_layers * text.hidden_size * 200 * 4 + per_layer
+    expected = text.num_hidden_layers * text.hidden_size * 200 * 4 + 2 * per_layer
     assert checkpointed["activations"] - checkpointed["activations_logits"] == pytest.approx(expected)
 
 
