@@ -1,6 +1,8 @@
 """GroundingDataModule on bad input: missing dir, corrupt video (raise or counted skip), malformed line."""
 
 import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -47,27 +49,29 @@ def test_corrupt_video_skipped_and_counted(broken_copy, tiny_backbone):
     assert all(not s.video_path.endswith(victim.name) for s in batch["samples"])
 
 
-def test_malformed_annotation_names_file_and_line(synth_dir, tmp_path, tiny_backbone):
+def _edited_copy(synth_dir: Path, tmp_path: Path, edits: dict[int, Callable[[str], str]]) -> Path:
+    """The benchmark's annotations (no videos) with lines of ``charades_sta/test.txt`` rewritten by ``edits``."""
     data = tmp_path / "synth"
     shutil.copytree(synth_dir, data, ignore=shutil.ignore_patterns("*.mp4"))
     path = data / "charades_sta" / "test.txt"
     lines = path.read_text().splitlines()
-    lines[1] = lines[1].replace("##", " ")
+    for index, edit in edits.items():
+        lines[index] = edit(lines[index])
     path.write_text("\n".join(lines) + "\n")
+    return data
+
+
+def test_malformed_annotation_names_file_and_line(synth_dir, tmp_path, tiny_backbone):
+    data = _edited_copy(synth_dir, tmp_path, {1: lambda line: line.replace("##", " ")})
     with pytest.raises(AnnotationError, match=r"test\.txt:2"):
         datamodule(data, tiny_backbone).read("test")
 
 
 def test_bad_annotation_records_skipped_and_counted_by_kind(synth_dir, tmp_path, tiny_backbone):
     """``on_bad_annotation: skip`` reads past the bad lines of every task file; the count is per split."""
-    data = tmp_path / "synth"
-    shutil.copytree(synth_dir, data, ignore=shutil.ignore_patterns("*.mp4"))
-    path = data / "charades_sta" / "test.txt"
-    lines = path.read_text().splitlines()
-    lines[0] = lines[0].replace("##", " ")
-    lines[1] = "../" + lines[1]
-    path.write_text("\n".join(lines) + "\n")
+    data = _edited_copy(synth_dir, tmp_path, {0: lambda line: line.replace("##", " "), 1: lambda line: "../" + line})
     dm = datamodule(data, tiny_backbone, on_bad_annotation="skip", tasks=["charades_sta", "mcq"])
+    lines = (data / "charades_sta" / "test.txt").read_text().splitlines()
     assert len(dm.read("test", tasks=["charades_sta"])) == len(lines) - 2
     assert dm.skipped_annotations("test") == {"malformed": 1, "path_escape": 1}
     assert dm.skipped_annotations("fit") == {}  # the train split was not read
