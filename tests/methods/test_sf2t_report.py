@@ -2,7 +2,7 @@
 
 import json
 
-from groundlight.methods.sf2t.report import finevid_kind, main, with_finevid_scores
+from groundlight.methods.sf2t.report import finevid_kind, main, majority_records, with_finevid_scores
 
 
 def record(sample_id, **scores):
@@ -52,3 +52,36 @@ def test_report_means_and_differences(tmp_path):
     assert summary["training"]["intervals"]["sf2t"]["counting_accuracy"]["questions"] == 2
     assert summary["sampling"] == {}  # no sampling runs: nothing is compared, nothing filled in
     assert "sf2t_then_sft" not in means
+
+
+def test_the_majority_control_answers_each_task_with_its_most_frequent_true_answer():
+    """Counting answers 0, 0, 2 → always 0: right, right, wrong. Disorder labels true, false → a tie, broken by the
+    smaller ("False" < "True"): wrong, right. Rearrangement orders (1, 3, 2) twice and (2, 1, 3) → (1, 3, 2): exact
+    on two, on the third no position is right, and on (3, 1, 2) one of three. FineVid speed answers 1, 1 → right twice."""
+    records = [
+        {"sample_id": "fragments/test:0_fragment_counting", "task": "fragment_counting", "answer": 0,
+         "scores": {"counting_accuracy": 0.0, "counting_parse_failed": 1.0}},
+        {"sample_id": "fragments/test:1_fragment_counting", "task": "fragment_counting", "answer": 0,
+         "scores": {"counting_accuracy": 1.0, "counting_parse_failed": 0.0}},
+        {"sample_id": "fragments/test:2_fragment_counting", "task": "fragment_counting", "answer": 2,
+         "scores": {"counting_accuracy": 1.0, "counting_parse_failed": 0.0}},
+        {"sample_id": "fragments/test:0_fragment_disorder", "task": "fragment_disorder", "label": True,
+         "scores": {"disorder_accuracy": 1.0}},
+        {"sample_id": "fragments/test:1_fragment_disorder", "task": "fragment_disorder", "label": False,
+         "scores": {"disorder_accuracy": 0.0}},
+        *[{"sample_id": f"fragments/test:{i}_fragment_rearrangement", "task": "fragment_rearrangement", "order": order,
+           "scores": {"rearrangement_exact": 0.0, "rearrangement_position_accuracy": 0.0}}
+          for i, order in enumerate([[1, 3, 2], [2, 1, 3], [1, 3, 2]])],
+        {"sample_id": "fragments/test:3_fragment_rearrangement", "task": "fragment_rearrangement", "order": [3, 1, 2],
+         "scores": {"rearrangement_exact": 1.0, "rearrangement_position_accuracy": 1.0}},
+        *[{"sample_id": f"finevid/test.json:test_0000{i}_speed", "task": "mcq", "answer": 1,
+           "scores": {"mcq_accuracy": 0.0}} for i in range(2)],
+    ]
+    control = majority_records(records)
+    assert [r["scores"]["counting_accuracy"] for r in control[:3]] == [1.0, 1.0, 0.0]
+    assert [r["scores"]["counting_parse_failed"] for r in control[:3]] == [0.0, 0.0, 0.0]
+    assert [r["scores"]["disorder_accuracy"] for r in control[3:5]] == [0.0, 1.0]
+    assert [r["scores"]["rearrangement_exact"] for r in control[5:9]] == [1.0, 0.0, 1.0, 0.0]
+    assert [r["scores"]["rearrangement_position_accuracy"] for r in control[5:9]] == [1.0, 0.0, 1.0, 1 / 3]
+    assert [r["scores"]["finevid_speed"] for r in control[9:]] == [1.0, 1.0]
+    assert majority_records([{"sample_id": "x", "scores": {}}]) is None  # no true answer recorded: no control

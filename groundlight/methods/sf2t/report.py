@@ -11,8 +11,9 @@ test questions. Scores are read per question: each fragment task's (``counting_a
 ``rearrangement_exact``), and each FineVid question's ``mcq_accuracy`` filed under its kind (``finevid_speed``,
 ...), its level (``finevid_scene``, ``finevid_fragment``) and ``finevid_all``.
 
-``training`` holds the intervals over questions × seeds of every run and metric and the paired differences
-from SFT (``vs_sft``) and from the base model (``vs_base``); ``sampling`` the same for the strategies, against
+``training`` holds the intervals over questions × seeds of every run and metric, the no-model control
+``majority`` (each question answered with its task's most frequent true answer) among them, and the paired
+differences from SFT (``vs_sft``) and from the base model (``vs_base``); ``sampling`` the same for the strategies, against
 random sampling (the paper's claim: motion-salient ≥ random ≥ uniform). ``means`` has each run's per-seed mean
 of every metric; a run missing from a seed is left out of that section rather than filled in.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,49 @@ def comparisons(runs: dict[str, list[list[dict[str, Any]]]], baselines: tuple[st
     return out
 
 
+ANSWER_FIELDS = ("answer", "label", "order")
+"""Where a test record keeps its true answer: an option index, a yes/no label, or an order."""
+
+
+def majority_records(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The no-model control: every question answered with its group's most frequent true answer (ties: the smallest),
+    a group being a fragment task or a FineVid kind, scored as its metrics score an answer. Read from the test
+    questions themselves, so it is the best any constant answer per group can do on them. ``None`` when a record
+    does not carry its true answer."""
+    if not all("task" in r and any(field in r for field in ANSWER_FIELDS) for r in records):
+        return None
+
+    def group(record: dict[str, Any]) -> str:
+        return finevid_kind(record["sample_id"]) or record["task"]
+
+    def truth(record: dict[str, Any]) -> Any:
+        value = next(record[field] for field in ANSWER_FIELDS if field in record)
+        return tuple(value) if isinstance(value, list) else value
+
+    answers: dict[str, Counter] = {}
+    for record in records:
+        answers.setdefault(group(record), Counter())[truth(record)] += 1
+    majority = {name: min(counts, key=lambda a: (-counts[a], str(a))) for name, counts in answers.items()}
+    out = []
+    for record in records:
+        guess, right = majority[group(record)], truth(record)
+        scores = {}
+        for metric in record["scores"]:
+            if metric.endswith("parse_failed"):
+                scores[metric] = 0.0
+            elif metric.endswith("position_accuracy"):
+                scores[metric] = sum(a == b for a, b in zip(guess, right)) / len(right)
+            else:
+                scores[metric] = float(guess == right)
+        out.append(with_finevid_scores({**record, "prediction": None, "scores": scores}))
+    return out
+
+
 def summarize(root: Path, seeds: list[int]) -> dict[str, Any]:
     training = runs_of(root, seeds, {name: name for name in TRAINING})
+    control = [majority_records(records) for records in training.get("base", [])]
+    if control and all(records is not None for records in control):  # the same questions in every seed
+        training["majority"] = control
     sampling = runs_of(root, seeds, SAMPLING)
     return {"seeds": seeds, "means": {"training": means(training), "sampling": means(sampling)},
             "training": comparisons(training, ("sft", "base")), "sampling": comparisons(sampling, ("random",))}
