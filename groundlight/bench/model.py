@@ -14,7 +14,7 @@ import torch
 
 from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
 from groundlight.io import write_json_atomic
-from groundlight.losses import answer_cross_entropy
+from groundlight.losses import answer_cross_entropy, answer_window
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
@@ -109,7 +109,8 @@ def run_generation(out_dir: Path, samples: int = 16, batch: int = 8, new_tokens:
 
 
 def sft_step(backbone: Qwen25VLBackbone, batch: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
-    loss, _ = answer_cross_entropy(backbone(batch).logits, batch["labels"])
+    keep = answer_window(batch["labels"])  # logits where an answer token is predicted, as SFTModule asks for them
+    loss, _ = answer_cross_entropy(backbone(batch, logits_to_keep=keep).logits, batch["labels"][:, -keep:])
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
