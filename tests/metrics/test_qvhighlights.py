@@ -319,20 +319,25 @@ def random_highlight_queries(count: int, seed: int = 0) -> tuple[list, list]:
     return preds, tables
 
 
+def batched_against_reference(metric_class, preds, targets, reference, monkeypatch) -> dict[str, float]:
+    """Each query's two score arrays equal the reference's exactly; then the metric over two updates in chunks of 37
+    (``CHUNK`` patched), whose results the caller checks."""
+    first, second = metric_class().query_scores(preds, targets)
+    np.testing.assert_array_equal(first, np.stack([a for a, _ in reference]))
+    np.testing.assert_array_equal(second, np.stack([b for _, b in reference]))
+    monkeypatch.setattr(qvhighlights, "CHUNK", 37)
+    metric = metric_class()
+    metric.update(preds[:150], targets[:150])
+    metric.update(preds[150:], targets[150:])
+    return {key: float(value) for key, value in metric.compute().items()}
+
+
 def test_batched_moment_retrieval_equals_the_per_query_reference(monkeypatch):
     """Every query's AP and R1 per bucket and threshold, and the metric over several updates and chunks,
     equal the reference exactly."""
     preds, truths = random_moment_queries(400)
     reference = [reference_moment_scores(p, t) for p, t in zip(preds, truths)]
-    ap, r1 = MomentRetrievalMAP().query_scores(preds, truths)
-    np.testing.assert_array_equal(ap, np.stack([a for a, _ in reference]))
-    np.testing.assert_array_equal(r1, np.stack([r for _, r in reference]))
-
-    monkeypatch.setattr(qvhighlights, "CHUNK", 37)
-    metric = MomentRetrievalMAP()
-    metric.update(preds[:150], truths[:150])
-    metric.update(preds[150:], truths[150:])
-    out = {key: float(value) for key, value in metric.compute().items()}
+    out = batched_against_reference(MomentRetrievalMAP, preds, truths, reference, monkeypatch)
     for b, name in enumerate(LENGTH_BUCKETS):
         rows = [(a[b], r[b]) for a, r in reference if not np.isnan(a[b, 0])]
         ap_sum, r1_sum = np.zeros(len(MR_THRESHOLDS)), np.zeros(len(MR_THRESHOLDS))
@@ -347,15 +352,7 @@ def test_batched_moment_retrieval_equals_the_per_query_reference(monkeypatch):
 def test_batched_highlight_detection_equals_the_per_query_reference(monkeypatch):
     preds, tables = random_highlight_queries(400)
     reference = [reference_highlight_scores(p, t) for p, t in zip(preds, tables)]
-    ap, hit = HighlightDetection().query_scores(preds, tables)
-    np.testing.assert_array_equal(ap, np.stack([a for a, _ in reference]))
-    np.testing.assert_array_equal(hit, np.stack([h for _, h in reference]))
-
-    monkeypatch.setattr(qvhighlights, "CHUNK", 37)
-    metric = HighlightDetection()
-    metric.update(preds[:150], tables[:150])
-    metric.update(preds[150:], tables[150:])
-    out = {key: float(value) for key, value in metric.compute().items()}
+    out = batched_against_reference(HighlightDetection, preds, tables, reference, monkeypatch)
     for index, name in enumerate(SALIENCY_LEVELS):
         assert out[f"HL-min-{name}-mAP"] == np.mean(np.stack([a[index] for a, _ in reference]))
         assert out[f"HL-min-{name}-Hit1"] == np.mean(np.array([h[index] for _, h in reference]))
