@@ -322,9 +322,10 @@ class D2VLMModule(GroundingModule):
     def fpo_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         chosen_spans = [list(sample.windows) for sample in batch["samples"]]
         rejected, rejected_spans = self.rejected_batch(batch)
+        # the reference first: its no-grad passes are freed before the policy's graphs exist, not stacked on them
+        reference_chosen, reference_rejected = self._reference(batch, rejected, chosen_spans, rejected_spans)
         chosen = self._scores(batch, chosen_spans)
         other = self._scores(rejected, rejected_spans)
-        reference_chosen, reference_rejected = self._reference(batch, rejected, chosen_spans, rejected_spans)
         loss, diagnostics = fpo_loss(self._policy(chosen), self._policy(other), reference_chosen, reference_rejected,
                                      self.fpo.beta)
         return loss, diagnostics | {"chosen_text": chosen.text.mean().detach(), "chosen_grounding": chosen.grounding.mean().detach(),
