@@ -638,10 +638,11 @@ def _grey(frames: list[av.VideoFrame]) -> torch.Tensor:
 
     Planar 8-bit YUV (what H.264, VP9 and MPEG-4 decode to) is grey already in its luma plane: it is read in place and
     area-resized in one batched call, with limited-range luma (16-235) stretched to 0-255 as a conversion to grey does.
-    That is about 5x cheaper than converting each fresh frame through libswscale, which every other pixel format
-    still takes."""
+    On freshly decoded frames that took 0.16 ms a frame here against 0.85 ms through libswscale, which other pixel
+    formats, and streams whose frame size or format changes midway, still take."""
     first = frames[0]
-    if not (first.format.name.startswith(("yuv4", "yuvj4")) and first.format.components[0].bits == 8):
+    alike = len({(f.width, f.height, f.format.name) for f in frames}) == 1
+    if not (alike and first.format.name.startswith(("yuv4", "yuvj4")) and first.format.components[0].bits == 8):
         return torch.from_numpy(np.stack([
             f.to_ndarray(format="gray", width=MOTION_SIDE, height=MOTION_SIDE, interpolation="AREA") for f in frames]))
     luma = np.stack([np.frombuffer(f.planes[0], np.uint8).reshape(-1, f.planes[0].line_size)[: f.height, : f.width]

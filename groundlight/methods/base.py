@@ -63,7 +63,7 @@ class GroundingModule(L.LightningModule):
         """The backbone's teacher-forced output with logits only where they predict an answer token (HF's
         ``logits_to_keep``, :func:`~groundlight.losses.answer_window`), and the labels cut to match: the loss is the
         full sequence's, since no other position has a label. Float logits over every position were a real-size
-        step's largest activation (7.5 of 9.6 GiB at 5k tokens on the 7B shape, by ``groundlight estimate``)."""
+        step's largest activation (7.5 of 10.7 GiB at 5k tokens on the 7B shape, by ``groundlight estimate``)."""
         if "labels" not in batch:  # a prompt-only batch: every position's logits, no labels
             return self.backbone(batch, **kwargs), None
         keep = answer_window(batch["labels"])

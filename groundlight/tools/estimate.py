@@ -25,7 +25,6 @@ CPU the peak of live tensor storage (a dispatch-mode tracker; CPU allocators kee
 from __future__ import annotations
 
 import json
-import math
 import sys
 import warnings
 import weakref
@@ -37,6 +36,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from data_modules.video import sample_timestamps
 from groundlight.losses import answer_window
 
 GIB = 1024**3
@@ -240,20 +240,15 @@ def measure_peak(module: Any, batch: dict[str, Any], steps: int = 2) -> int:
     return resident + tracker.peak
 
 
-def _frames(sampling: Any, seconds: float) -> int:
-    if sampling.num_frames is not None:
-        return min(sampling.num_frames, sampling.max_frames or sampling.num_frames)
-    count = max(1, math.floor(seconds * sampling.fps))
-    return min(count, sampling.max_frames) if sampling.max_frames else count
-
-
 def batch_shape(backbone: Any, sampling: Any, batch: int, seconds: float, text_tokens: int,
                 frame_size: tuple[int, int], answer_tokens: int) -> tuple[Shape, dict[str, int]]:
-    """The micro-batch shape a config implies: its frames through the backbone's own processor."""
-    frames = _frames(sampling, seconds)
+    """The micro-batch shape a config implies: the reader's sampled times, as blank frames through the backbone's own
+    processor."""
+    times = sample_timestamps(seconds, fps=sampling.fps, num_frames=sampling.num_frames, max_frames=sampling.max_frames)
+    frames = len(times)
     height, width = sampling.decode_size or frame_size
     visual = backbone.processor.prepare_video(torch.zeros(frames, height, width, 3, dtype=torch.uint8),
-                                              torch.arange(frames, dtype=torch.float64) * seconds / frames)
+                                              torch.tensor(times, dtype=torch.float64))
     vision_tokens = _vision_tokens(visual.pixel_values, backbone)
     facts = {"frames": frames, "frame_size": [height, width], "visual_tokens": visual.num_tokens,
              "text_tokens": text_tokens, "vision_tower_tokens": vision_tokens}
