@@ -27,9 +27,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from data_modules.datamodule import GroundingDataModule, collate_items
 from data_modules.samples import VideoSample
 from data_modules.synthetic import (
+    COLOURS,
     HIGHLIGHT_QUERY,
     INTERVAL_STATEMENT,
     MOMENT_QUERY,
+    SHAPES,
     GeneratorConfig,
     Scene,
     draw_frames,
@@ -256,3 +258,35 @@ class StreamDataModule(GroundingDataModule):
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_items, processor=self.processor, with_answer=True),
         )
+
+
+OBJECT_KINDS = tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES)
+"""Every (colour, shape) a clip can show, in a fixed order: the classes of the vision warm-up."""
+
+
+def visible_objects(scene: Scene, times: torch.Tensor) -> torch.Tensor:
+    """``(T, len(OBJECT_KINDS))`` bool: which kinds are on screen at each of ``times`` (seconds)."""
+    shown = torch.zeros(len(times), len(OBJECT_KINDS), dtype=torch.bool)
+    for obj in scene.objects:
+        column = OBJECT_KINDS.index(f"{obj.colour} {obj.shape}")
+        shown[:, column] = torch.tensor([obj.visible(float(t)) for t in times])
+    return shown
+
+
+class VisionStream(SyntheticStream):
+    """The stream's clips without questions, each with the kinds on screen in every sampled frame
+    (``visible_objects``): what :class:`~groundlight.methods.vision_warmup.VisionWarmupModule` learns from.
+    Items carry a fixed one-line prompt so the backbone's processor can collate them."""
+
+    PROMPT = "Describe the video."
+
+    def item(self, index: int) -> dict[str, Any]:
+        scene = stream_scene(self.options, index)
+        frames, times = render_frames(scene, self.fps, self.max_frames, self.frame_size)
+        return {"visual": self.processor.prepare_video(frames, times), "prompt": self.PROMPT, "answer": "",
+                "objects": visible_objects(scene, times)}
+
+
+def collate_vision(items: list[dict[str, Any]], processor: Any) -> dict[str, Any]:
+    """The processor's batch (no answer) plus ``objects``: one ``(T, K)`` table per row."""
+    return processor.collate(items, with_answer=False) | {"objects": [item["objects"] for item in items]}

@@ -9,12 +9,15 @@ answered in free text (``open_qa``), so a failure points at one missing skill:
   another (colour, shape) in equal measure: the query must be matched against the video (binding).
 * ``detect``: the same statement, always naming the clip's object, false when the object is taken out of the
   clip (an empty video): "is anything there?", with no matching needed.
+* ``when``: the benchmark's moment-retrieval question about the clip's only object ("from 3s to 8s"): reading
+  *when* frames are, with nothing to match. Scored by IoU against the best constant window (fitted on the
+  phase's training draws) instead of exact match against the majority answer.
 
 Phases run in order on one model (``--phases caption=500 presence=1000``), each a fresh optimizer with warmup
 and cosine decay. After each phase the model answers ``--eval-items`` held-out stream clips of that phase's
-probe; the summary holds each phase's exact-match accuracy (mean, 95 % bootstrap interval) beside the no-model
-control (the most frequent answer of the phase's own training draws, scored on the same questions), and the
-training loss every 25 steps. Writes ``runs/tiny_probe/<name>/summary.json``.
+probe; the summary holds each phase's score (exact match, or IoU for ``when``; mean and 95 % bootstrap interval)
+beside the no-model control scored on the same questions (the most frequent answer of the phase's own training
+draws, or their best constant window), and the mean training loss of every 25 steps. Writes ``runs/tiny_probe/<name>/summary.json``.
 """
 
 from __future__ import annotations
@@ -32,16 +35,18 @@ from typing import Any
 
 import numpy as np
 
-PROBES = ("colour", "caption", "presence", "detect")
+PROBES = ("colour", "caption", "presence", "detect", "when")
 EVAL_OFFSET = 10**8
 """Held-out clips are stream items from this index on; training never reaches it."""
 
 
 def probe_question(probe: str, scene: Any, index: int) -> tuple[Any, str, str]:
     """The clip to show, the question and the answer of stream item ``index`` for ``probe`` (seeded by the index)."""
-    from data_modules.synthetic import COLOURS, SHAPES
+    from data_modules.synthetic import COLOURS, MOMENT_QUERY, SHAPES
 
     obj = scene.objects[0]
+    if probe == "when":
+        return scene, MOMENT_QUERY.format(**obj.words), f"{obj.start} {obj.end}"
     if probe == "detect":
         shown = random.Random(index).random() < 0.5
         question = f"A {obj.colour} {obj.shape} appears in the video. True or false?"
@@ -72,13 +77,13 @@ class ProbeRecipe:
     frame_size: int = 56
     query_position: str = "after"
     eval_items: int = 256
+    vision_warmup_steps: int = 0
+    vision_warmup_lr: float = 3e-3
 
 
 def probe_stream(processor: Any, probe: str, recipe: ProbeRecipe, start: int = 0):
     """The pretraining stream's single-object clips, each asked ``probe``'s question (see :mod:`data_modules.stream`)."""
-    from data_modules.samples import VideoSample
     from data_modules.stream import (
-        STREAM_DIR,
         StreamOptions,
         SyntheticStream,
         render_frames,
@@ -90,8 +95,7 @@ def probe_stream(processor: Any, probe: str, recipe: ProbeRecipe, start: int = 0
     class ProbeStream(SyntheticStream):
         def item(self, index: int) -> dict[str, Any]:
             scene, question, answer = probe_question(probe, stream_scene(self.options, index), index)
-            sample = VideoSample(sample_id=f"{scene.vid}:{probe}", video_path=str(STREAM_DIR / f"{scene.vid}.mp4"),
-                                 task="open_qa", query=question, duration=float(scene.duration), answer_text=answer)
+            sample = probe_sample(probe, scene, question, answer)
             frames, times = render_frames(scene, self.fps, self.max_frames, self.frame_size)
             example = build_example(sample, self.prompts, sample.duration)
             return {**example, "visual": self.processor.prepare_video(frames, times), "sample": sample,
@@ -100,6 +104,19 @@ def probe_stream(processor: Any, probe: str, recipe: ProbeRecipe, start: int = 0
     options = StreamOptions(seed=recipe.seed, single_object_items=2**62)
     return ProbeStream(processor, options, PromptTemplates(state_duration=False), recipe.batch_size,
                        (recipe.frame_size,) * 2, 1.0, 40, start)
+
+
+def probe_sample(probe: str, scene: Any, question: str, answer: str) -> Any:
+    """``open_qa`` with the answer as its reference; ``when`` as the benchmark's moment-retrieval sample."""
+    from data_modules.samples import VideoSample
+    from data_modules.stream import STREAM_DIR
+
+    common = {"sample_id": f"{scene.vid}:{probe}", "video_path": str(STREAM_DIR / f"{scene.vid}.mp4"),
+              "query": question, "duration": float(scene.duration)}
+    if probe == "when":
+        start, end = (float(t) for t in answer.split())
+        return VideoSample(task="moment_retrieval", windows=[(start, end)], **common)
+    return VideoSample(task="open_qa", answer_text=answer, **common)
 
 
 def build_backbone(recipe: ProbeRecipe):
@@ -141,8 +158,40 @@ def train_phase(module: Any, probe: str, steps: int, first_item: int, recipe: Pr
     return [round(float(np.mean(trace.losses[at : at + 25])), 4) for at in range(0, len(trace.losses), 25)]
 
 
-def evaluate_phase(module: Any, probe: str, recipe: ProbeRecipe, majority: str) -> dict[str, Any]:
-    """Exact-match accuracy on held-out clips, and the majority answer's, on the same questions."""
+def score(sample: Any, text: str) -> float:
+    """IoU of a parsed moment (0 when unparseable) for ``when``; exact match of the answer text otherwise."""
+    from groundlight.metrics.tasks import parse_prediction
+    from groundlight.recipes.tiny_base import window_iou
+
+    if sample.task == "moment_retrieval":
+        return window_iou(parse_prediction(sample, text), sample.windows[0])
+    return float(text.strip().lower() == sample.answer_text)
+
+
+def control(probe: str, recipe: ProbeRecipe, first_item: int, count: int) -> Any:
+    """The no-model answer, from the phase's own first ``count`` training questions: the best constant window
+    for ``when``, the most frequent answer otherwise."""
+    from data_modules.stream import StreamOptions, stream_scene
+    from groundlight.analysis.controls import fit_constant_window
+
+    options = StreamOptions(seed=recipe.seed, single_object_items=2**62)
+    drawn = [probe_question(probe, stream_scene(options, i), i) for i in range(first_item, first_item + count)]
+    samples = [probe_sample(probe, *question) for question in drawn]
+    if probe == "when":
+        return fit_constant_window(samples, [s.duration for s in samples])
+    return Counter(s.answer_text for s in samples).most_common(1)[0][0]
+
+
+def control_score(answer: Any, sample: Any) -> float:
+    if sample.task == "moment_retrieval":
+        from groundlight.recipes.tiny_base import window_iou
+
+        return window_iou(answer.predict(sample.duration), sample.windows[0])
+    return float(answer == sample.answer_text)
+
+
+def evaluate_phase(module: Any, probe: str, recipe: ProbeRecipe, no_model: Any) -> dict[str, Any]:
+    """The model's scores on held-out clips, and the no-model control's, on the same questions."""
     import torch
 
     from data_modules.datamodule import collate_items
@@ -155,23 +204,37 @@ def evaluate_phase(module: Any, probe: str, recipe: ProbeRecipe, majority: str) 
     with torch.no_grad():
         for at in range(0, len(items), 64):
             batch = collate_items(items[at : at + 64], module.backbone.processor, with_answer=False)
-            answers += module.backbone.generate(batch, max_new_tokens=8)
+            answers += module.backbone.generate(batch, max_new_tokens=16)
     module.train()
-    truth = [item["answer"] for item in items]
-    correct = np.array([a.strip().lower() == t for a, t in zip(answers, truth)], dtype=float)
-    control = np.array([t == majority for t in truth], dtype=float)
-    return {"accuracy": bootstrap(correct), "majority_answer": bootstrap(control),
-            "accuracy_minus_majority": bootstrap(correct - control), "majority": majority,
-            "distinct_answers": len(set(answers))}
+    scores = np.array([score(item["sample"], text) for item, text in zip(items, answers)])
+    controls = np.array([control_score(no_model, item["sample"]) for item in items])
+    shown = dataclasses.asdict(no_model) if dataclasses.is_dataclass(no_model) else no_model
+    return {"metric": "IoU" if probe == "when" else "exact_match", "score": bootstrap(scores),
+            "control": bootstrap(controls), "score_minus_control": bootstrap(scores - controls),
+            "control_answer": shown, "distinct_answers": len(set(answers)), "examples": answers[:5]}
 
 
-def majority_answer(probe: str, recipe: ProbeRecipe, first_item: int, count: int) -> str:
-    """The most frequent answer among the phase's own training questions (no video needed)."""
-    from data_modules.stream import StreamOptions, stream_scene
+def warm_up(backbone: Any, recipe: ProbeRecipe) -> list[float]:
+    """The vision warm-up (:mod:`groundlight.methods.vision_warmup`) on clips the probes never use."""
+    from functools import partial
 
-    options = StreamOptions(seed=recipe.seed, single_object_items=2**62)
-    answers = Counter(probe_question(probe, stream_scene(options, i), i)[2] for i in range(first_item, first_item + count))
-    return answers.most_common(1)[0][0]
+    from torch.utils.data import DataLoader
+
+    from data_modules.stream import (
+        OBJECT_KINDS,
+        StreamOptions,
+        VisionStream,
+        collate_vision,
+    )
+    from data_modules.tasks import PromptTemplates
+    from groundlight.methods.base import OptimizerConfig
+    from groundlight.methods.vision_warmup import warm_up_vision
+
+    stream = VisionStream(backbone.processor, StreamOptions(seed=recipe.seed + 1), PromptTemplates(state_duration=False),
+                          recipe.batch_size, (recipe.frame_size,) * 2, 1.0, 40)
+    loader = DataLoader(stream, batch_size=recipe.batch_size, collate_fn=partial(collate_vision, processor=backbone.processor))
+    optimizer = OptimizerConfig(lr=recipe.vision_warmup_lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
+    return warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS))
 
 
 def run(recipe: ProbeRecipe, phases: list[tuple[str, int]], out_dir: Path) -> dict[str, Any]:
@@ -183,18 +246,19 @@ def run(recipe: ProbeRecipe, phases: list[tuple[str, int]], out_dir: Path) -> di
 
     began = time.time()
     L.seed_everything(recipe.seed, workers=True)
-    module = SFTModule(build_backbone(recipe), max_new_tokens=8)
+    module = SFTModule(build_backbone(recipe), max_new_tokens=16)
+    warmup = warm_up(module.backbone, recipe) if recipe.vision_warmup_steps else []
     results, first_item = [], 0
     for probe, steps in phases:
         losses = train_phase(module, probe, steps, first_item, recipe, out_dir / "logs")
-        majority = majority_answer(probe, recipe, first_item, min(steps * recipe.batch_size, 4096))
+        no_model = control(probe, recipe, first_item, min(steps * recipe.batch_size, 4096))
         results.append({"probe": probe, "steps": steps, "first_item": first_item, "loss_every_25_steps": losses}
-                       | evaluate_phase(module, probe, recipe, majority))
+                       | evaluate_phase(module, probe, recipe, no_model))
         first_item += steps * recipe.batch_size
-    summary = {"phases": results, "recipe": dataclasses.asdict(recipe), "wall_seconds": round(time.time() - began, 1),
+    summary = {"phases": results, "vision_warmup_loss_every_25_steps": warmup, "recipe": dataclasses.asdict(recipe), "wall_seconds": round(time.time() - began, 1),
                "threads": torch.get_num_threads()}
     write_json_atomic(out_dir / "summary.json", summary)
-    print(json.dumps([{k: r[k] for k in ("probe", "steps", "accuracy", "majority_answer", "distinct_answers")}
+    print(json.dumps([{k: r[k] for k in ("probe", "steps", "metric", "score", "control", "distinct_answers")}
                       for r in results], indent=1))
     return summary
 

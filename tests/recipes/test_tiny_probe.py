@@ -9,8 +9,17 @@ from collections import Counter
 import pytest
 
 from data_modules.stream import StreamOptions, stream_scene
+from data_modules.synthetic import COLOURS
 from groundlight.recipes import tiny_probe
-from groundlight.recipes.tiny_probe import parse_phase, probe_question
+from groundlight.recipes.tiny_base import window_iou
+from groundlight.recipes.tiny_probe import (
+    control,
+    control_score,
+    parse_phase,
+    probe_question,
+    probe_sample,
+    score,
+)
 
 SINGLE = StreamOptions(single_object_items=2**62)
 
@@ -42,6 +51,18 @@ def test_phase_syntax_names_the_probe_and_its_steps():
         probe_question("shape", stream_scene(SINGLE, 0), 0)
 
 
+def test_when_is_scored_by_iou_and_its_control_is_a_constant_window():
+    scene = stream_scene(SINGLE, 3)
+    obj = scene.objects[0]
+    sample = probe_sample("when", *probe_question("when", scene, 3))
+    assert (sample.task, sample.windows) == ("moment_retrieval", [(float(obj.start), float(obj.end))])
+    assert score(sample, f"from {obj.start}s to {obj.end}s") == 1.0
+    assert score(sample, "no idea") == 0.0
+    window = control("when", tiny_probe.ProbeRecipe(), 0, 64)
+    assert control_score(window, sample) == window_iou(window.predict(sample.duration), sample.windows[0])
+    assert control("colour", tiny_probe.ProbeRecipe(), 0, 64) in COLOURS
+
+
 @pytest.mark.slow
 def test_two_phases_train_one_model_and_score_held_out_clips(tmp_path):
     assert tiny_probe.main(["--phases", "colour=3", "presence=2", "--eval-items", "6", "--batch-size", "2",
@@ -49,8 +70,8 @@ def test_two_phases_train_one_model_and_score_held_out_clips(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     colour, presence = summary["phases"]
     assert (colour["probe"], colour["first_item"], presence["first_item"]) == ("colour", 0, 6)
-    assert presence["majority"] in ("true", "false") and presence["accuracy"]["n"] == 6
+    assert presence["control_answer"] in ("true", "false") and presence["score"]["n"] == 6
     assert len(colour["loss_every_25_steps"]) == 1
     for phase in (colour, presence):
-        diff = phase["accuracy_minus_majority"]["mean"]
-        assert diff == pytest.approx(phase["accuracy"]["mean"] - phase["majority_answer"]["mean"])
+        diff = phase["score_minus_control"]["mean"]
+        assert diff == pytest.approx(phase["score"]["mean"] - phase["control"]["mean"])
