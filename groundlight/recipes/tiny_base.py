@@ -57,6 +57,8 @@ class TinyBaseRecipe:
     num_workers: int = 1
     eval_batch_size: int = 64
     max_eval_samples: int | None = None
+    vision_warmup_steps: int = 0
+    vision_warmup_lr: float = 3e-3
 
 
 def build_module(recipe: TinyBaseRecipe):
@@ -91,6 +93,31 @@ def build_datamodule(recipe: TinyBaseRecipe, data_dir: Path):
     )
 
 
+def warm_up(backbone: Any, recipe: Any) -> list[float]:
+    """Stage 0: the vision warm-up (:mod:`groundlight.methods.vision_warmup`) on stream clips of seed + 1, which
+    the language-model stage never draws; the mean loss of every 25 steps. ``recipe``: any recipe with ``seed``,
+    ``batch_size``, ``frame_size``, ``warmup_steps`` and the ``vision_warmup_*`` fields."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from data_modules.stream import (
+        OBJECT_KINDS,
+        StreamOptions,
+        VisionStream,
+        collate_vision,
+    )
+    from data_modules.tasks import PromptTemplates
+    from groundlight.methods.base import OptimizerConfig
+    from groundlight.methods.vision_warmup import warm_up_vision
+
+    stream = VisionStream(backbone.processor, StreamOptions(seed=recipe.seed + 1), PromptTemplates(state_duration=False),
+                          recipe.batch_size, (recipe.frame_size,) * 2, 1.0, 40)
+    loader = DataLoader(stream, batch_size=recipe.batch_size, collate_fn=partial(collate_vision, processor=backbone.processor))
+    optimizer = OptimizerConfig(lr=recipe.vision_warmup_lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
+    return warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS))
+
+
 def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -98,13 +125,15 @@ def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):
 
     L.seed_everything(recipe.seed, workers=True)
     module, datamodule = build_module(recipe), build_datamodule(recipe, data_dir)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if recipe.vision_warmup_steps and not last.exists():  # a resumed run's checkpoint holds the warmed tower
+        warm_up(module.backbone, recipe)
     checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, every_n_train_steps=250)
     trainer = L.Trainer(
         accelerator="auto", devices=1, max_steps=recipe.steps, limit_val_batches=0, num_sanity_val_steps=0,
         logger=CSVLogger(out_dir, name="logs"), callbacks=[checkpoints], log_every_n_steps=25,
         enable_progress_bar=False, deterministic=False,
     )
-    last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
     return trainer, module, datamodule
 

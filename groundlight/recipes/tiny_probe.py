@@ -214,35 +214,13 @@ def evaluate_phase(module: Any, probe: str, recipe: ProbeRecipe, no_model: Any) 
             "control_answer": shown, "distinct_answers": len(set(answers)), "examples": answers[:5]}
 
 
-def warm_up(backbone: Any, recipe: ProbeRecipe) -> list[float]:
-    """The vision warm-up (:mod:`groundlight.methods.vision_warmup`) on clips the probes never use."""
-    from functools import partial
-
-    from torch.utils.data import DataLoader
-
-    from data_modules.stream import (
-        OBJECT_KINDS,
-        StreamOptions,
-        VisionStream,
-        collate_vision,
-    )
-    from data_modules.tasks import PromptTemplates
-    from groundlight.methods.base import OptimizerConfig
-    from groundlight.methods.vision_warmup import warm_up_vision
-
-    stream = VisionStream(backbone.processor, StreamOptions(seed=recipe.seed + 1), PromptTemplates(state_duration=False),
-                          recipe.batch_size, (recipe.frame_size,) * 2, 1.0, 40)
-    loader = DataLoader(stream, batch_size=recipe.batch_size, collate_fn=partial(collate_vision, processor=backbone.processor))
-    optimizer = OptimizerConfig(lr=recipe.vision_warmup_lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
-    return warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS))
-
-
 def run(recipe: ProbeRecipe, phases: list[tuple[str, int]], out_dir: Path) -> dict[str, Any]:
     import lightning as L
     import torch
 
     from groundlight.io import write_json_atomic
     from groundlight.methods.sft import SFTModule
+    from groundlight.recipes.tiny_base import warm_up
 
     began = time.time()
     L.seed_everything(recipe.seed, workers=True)
