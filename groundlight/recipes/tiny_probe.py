@@ -79,6 +79,7 @@ class ProbeRecipe:
     eval_items: int = 256
     vision_warmup_steps: int = 0
     vision_warmup_lr: float = 3e-3
+    family: str = "qwen2_5_vl"
 
 
 def probe_stream(processor: Any, probe: str, recipe: ProbeRecipe, start: int = 0):
@@ -120,8 +121,18 @@ def probe_sample(probe: str, scene: Any, question: str, answer: str) -> Any:
 
 
 def build_backbone(recipe: ProbeRecipe):
+    """The tiny Qwen2.5-VL (time in the rotary positions), or with ``family: qwen3_vl`` the tiny Qwen3-VL of the
+    same width and depth (time written as text before each frame group; ``frame_size`` then rounds to 32 px)."""
     from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone, TinyQwen3Config
 
+    if recipe.family == "qwen3_vl":
+        tiny3 = TinyQwen3Config(hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
+                                num_layers=recipe.num_layers)
+        pixels = (32 * round(recipe.frame_size / 32)) ** 2
+        return Qwen3VLBackbone(tiny=tiny3, min_pixels=pixels, max_pixels=pixels, total_pixels=None)
+    if recipe.family != "qwen2_5_vl":
+        raise ValueError(f"family: qwen2_5_vl or qwen3_vl, got {recipe.family!r}")
     tiny = TinyQwenConfig(hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
                           num_layers=recipe.num_layers)
     pixels = recipe.frame_size**2

@@ -75,3 +75,13 @@ def test_two_phases_train_one_model_and_score_held_out_clips(tmp_path):
     for phase in (colour, presence):
         diff = phase["score_minus_control"]["mean"]
         assert diff == pytest.approx(phase["score"]["mean"] - phase["control"]["mean"])
+
+
+def test_family_picks_the_backbone_class():
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone
+
+    recipe = tiny_probe.ProbeRecipe(family="qwen3_vl", frame_size=56)
+    backbone = tiny_probe.build_backbone(recipe)
+    assert isinstance(backbone, Qwen3VLBackbone) and backbone.processor.max_pixels == 64 * 64
+    with pytest.raises(ValueError, match="family"):
+        tiny_probe.build_backbone(tiny_probe.ProbeRecipe(family="qwen2"))
