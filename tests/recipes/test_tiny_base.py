@@ -97,7 +97,7 @@ def test_the_shipped_base_loads_and_matches_its_card():
 
 
 def test_the_recipe_runs_end_to_end(tmp_path, synth_dir):
-    """A 4-step build on the session's small benchmark: summary keys with intervals, a loadable asset whose card
+    """A 4-step build (after a 2-step vision warm-up) on the session's small benchmark: summary keys with intervals, a loadable asset whose card
     carries the weights' sha256, and weights that moved from the (re-seeded, identical) random init."""
     import lightning as L
 
@@ -105,7 +105,8 @@ def test_the_recipe_runs_end_to_end(tmp_path, synth_dir):
 
     out, asset = tmp_path / "run", tmp_path / "asset"
     args = ["--data", str(synth_dir), "--out", str(out), "--asset", str(asset), "--steps", "4", "--batch-size", "2",
-            "--max-eval-samples", "3", "--num-workers", "0", "--warmup-steps", "1", "--single-object-items", "2"]
+            "--max-eval-samples", "3", "--num-workers", "0", "--warmup-steps", "1", "--single-object-items", "2",
+            "--vision-warmup-steps", "2"]
     assert tiny_base.main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     for key in ("mIoU", "R1@0.5", "named_mIoU", "other_mIoU", "mcq_accuracy", "majority_answer"):
