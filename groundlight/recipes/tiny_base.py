@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 
 TARGETS = {"mIoU": 0.55, "R1@0.5": 0.55, "named_mIoU": 0.5, "named_minus_other": 0.25, "mcq_over_majority": 0.15}
+FAMILIES = {"qwen2_5_vl": ("Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration", "Qwen25VLBackbone"),
+            "qwen3_vl": ("Qwen3-VL", "Qwen3VLForConditionalGeneration", "Qwen3VLBackbone")}
+"""What the model card calls each family: its name, its HF class, and the backbone that loads it."""
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "tiny_base"
 WEIGHTS = "model.safetensors"
 
@@ -59,22 +62,39 @@ class TinyBaseRecipe:
     max_eval_samples: int | None = None
     vision_warmup_steps: int = 0
     vision_warmup_lr: float = 3e-3
+    family: str = "qwen2_5_vl"
 
 
 def build_module(recipe: TinyBaseRecipe):
+    """SFT on a tiny Qwen2.5-VL, or (``family: qwen3_vl``) a tiny Qwen3-VL of the same sizes: its own MRoPE
+    sections (4, 2, 2), time written as text before each frame group, the query after the video only,
+    ``frame_size`` a multiple of 32."""
     from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone, TinyQwen3Config
     from groundlight.methods.base import OptimizerConfig
     from groundlight.methods.sft import SFTModule
 
+    optimizer = OptimizerConfig(lr=recipe.lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
+    pixels = recipe.frame_size**2
+    if recipe.family == "qwen3_vl":
+        if recipe.query_position != "after" or recipe.frame_size % 32:
+            raise ValueError("family qwen3_vl: --query-position after and a --frame-size that is a multiple of 32")
+        tiny3 = TinyQwen3Config(
+            hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size, num_layers=recipe.num_layers,
+            num_heads=recipe.num_heads, num_kv_heads=recipe.num_kv_heads, vision_hidden_size=recipe.vision_hidden_size,
+            vision_intermediate_size=2 * recipe.vision_hidden_size, vision_depth=recipe.vision_depth,
+        )
+        backbone = Qwen3VLBackbone(tiny=tiny3, min_pixels=pixels, max_pixels=pixels, total_pixels=None)
+        return SFTModule(backbone, optimizer, max_new_tokens=16)
+    if recipe.family != "qwen2_5_vl":
+        raise ValueError(f"family: qwen2_5_vl or qwen3_vl, got {recipe.family!r}")
     tiny = TinyQwenConfig(
         hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size, num_layers=recipe.num_layers,
         num_heads=recipe.num_heads, num_kv_heads=recipe.num_kv_heads, mrope_section=tuple(recipe.mrope_section),
         vision_hidden_size=recipe.vision_hidden_size, vision_intermediate_size=2 * recipe.vision_hidden_size,
         vision_depth=recipe.vision_depth,
     )
-    pixels = recipe.frame_size**2
     backbone = Qwen25VLBackbone(tiny=tiny, min_pixels=pixels, max_pixels=pixels, query_position=recipe.query_position)
-    optimizer = OptimizerConfig(lr=recipe.lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
     return SFTModule(backbone, optimizer, max_new_tokens=16)
 
 
@@ -237,16 +257,18 @@ def model_card(recipe: TinyBaseRecipe, summary: dict[str, Any], digest: str, com
                                     "mcq_accuracy", "majority_answer", "mcq_over_majority")]
     rows += [_row(f"constant_window {k}", m["constant_window"][k]) for k in ("mIoU", "R1@0.5")]
     met = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in summary["targets_met"].items())
+    name, hf_class, backbone = FAMILIES[recipe.family]
+    layout = f', query_position="{recipe.query_position}"' if recipe.family == "qwen2_5_vl" else ", total_pixels=None"
     return "\n".join([
         "# groundlight-tiny",
         "",
-        "A small Qwen2.5-VL (`Qwen2_5_VLForConditionalGeneration`, random init) pretrained on CPU on the",
+        f"A small {name} (`{hf_class}`, random init) pretrained on CPU on the",
         "embedded benchmark's unbounded synthetic stream (`data_modules/stream.py`). It loads through the code",
         "that loads a 7B checkpoint:",
         "",
         "```python",
-        'Qwen25VLBackbone(pretrained="groundlight/assets/tiny_base", local_files_only=True,',
-        f'                 min_pixels={recipe.frame_size ** 2}, max_pixels={recipe.frame_size ** 2}, query_position="{recipe.query_position}")',
+        f'{backbone}(pretrained="groundlight/assets/tiny_base", local_files_only=True,',
+        f'    min_pixels={recipe.frame_size ** 2}, max_pixels={recipe.frame_size ** 2}{layout})',
         "```",
         "",
         "or `backbone: ../base/backbones/tiny_base.yaml` in a config.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -122,3 +123,15 @@ def test_the_recipe_runs_end_to_end(tmp_path, synth_dir):
     trained = loaded.model.state_dict()
     assert fresh.keys() == trained.keys()
     assert any(not torch.equal(fresh[k], trained[k]) for k in fresh)
+
+
+def test_family_qwen3_vl_builds_that_class_and_refuses_what_it_cannot_do():
+    import pytest
+
+    from groundlight.backbones.qwen3_vl import Qwen3VLBackbone
+
+    recipe = tiny_base.TinyBaseRecipe(family="qwen3_vl", frame_size=64, query_position="after", num_layers=2)
+    assert isinstance(tiny_base.build_module(recipe).backbone, Qwen3VLBackbone)
+    for bad in ({"query_position": "both"}, {"frame_size": 56}, {"family": "qwen2"}):
+        with pytest.raises(ValueError, match="family"):
+            tiny_base.build_module(tiny_base.TinyBaseRecipe(**{**dataclasses.asdict(recipe), **bad}))
