@@ -200,7 +200,10 @@ class SyntheticStream(IterableDataset):
 
     def item(self, index: int) -> dict[str, Any]:
         scene = stream_scene(self.options, index)
-        sample = stream_sample(self.options, scene, index)
+        return self.question_item(scene, stream_sample(self.options, scene, index))
+
+    def question_item(self, scene: Scene, sample: VideoSample) -> dict[str, Any]:
+        """``sample`` asked about ``scene``, rendered and prepared as a benchmark item would be."""
         frames, times = render_frames(scene, self.fps, self.max_frames, self.frame_size)
         example = build_example(sample, self.prompts, sample.duration)
         visual = self.processor.prepare_video(frames, times)

@@ -102,10 +102,9 @@ class VisionWarmupModule(L.LightningModule):
 def warm_up_vision(backbone: VideoBackbone, loader: Any, steps: int, optimizer: OptimizerConfig,
                    num_kinds: int) -> list[float]:
     """``steps`` steps of :class:`VisionWarmupModule` on ``loader``'s batches (``collate_vision``), through a
-    Lightning ``Trainer``; the mean loss of every 25 steps. ``backbone``'s tower and projector keep what they learn."""
+    Lightning ``Trainer``; the loss of every step. ``backbone``'s tower and projector keep what they learn."""
     module = VisionWarmupModule(backbone, num_kinds, optimizer)
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, loader)
-    losses = module.losses
-    return [round(sum(losses[at : at + 25]) / len(losses[at : at + 25]), 4) for at in range(0, len(losses), 25)]
+    return module.losses

@@ -113,6 +113,11 @@ def build_datamodule(recipe: TinyBaseRecipe, data_dir: Path):
     )
 
 
+def window_means(values: list[float], window: int = 25) -> list[float]:
+    """The mean of every ``window`` consecutive values (the last window may be shorter), rounded to 4 places."""
+    return [round(float(np.mean(values[at : at + window])), 4) for at in range(0, len(values), window)]
+
+
 def warm_up(backbone: Any, recipe: Any) -> list[float]:
     """Stage 0: the vision warm-up (:mod:`groundlight.methods.vision_warmup`) on stream clips of seed + 1, which
     the language-model stage never draws; the mean loss of every 25 steps. ``recipe``: any recipe with ``seed``,
@@ -135,7 +140,7 @@ def warm_up(backbone: Any, recipe: Any) -> list[float]:
                           recipe.batch_size, (recipe.frame_size,) * 2, 1.0, 40)
     loader = DataLoader(stream, batch_size=recipe.batch_size, collate_fn=partial(collate_vision, processor=backbone.processor))
     optimizer = OptimizerConfig(lr=recipe.vision_warmup_lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
-    return warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS))
+    return window_means(warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS)))
 
 
 def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):

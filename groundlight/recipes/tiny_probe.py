@@ -1,4 +1,4 @@
-"""``groundlight recipe tiny-probe``: what a tiny Qwen2.5-VL can learn from the pretraining stream, one skill at a time.
+"""``groundlight recipe tiny-probe``: what a tiny Qwen-VL can learn from the pretraining stream, one skill at a time.
 
 A diagnostic for issue 11's base: each probe asks one kind of question about the stream's single-object clips,
 answered in free text (``open_qa``), so a failure points at one missing skill:
@@ -17,7 +17,8 @@ Phases run in order on one model (``--phases caption=500 presence=1000``), each 
 and cosine decay. After each phase the model answers ``--eval-items`` held-out stream clips of that phase's
 probe; the summary holds each phase's score (exact match, or IoU for ``when``; mean and 95 % bootstrap interval)
 beside the no-model control scored on the same questions (the most frequent answer of the phase's own training
-draws, or their best constant window), and the mean training loss of every 25 steps. Writes ``runs/tiny_probe/<name>/summary.json``.
+draws, or their best constant window), and the mean training loss of every 25 steps. Writes
+``runs/tiny_probe/<name>/summary.json``. ``--family qwen3_vl`` runs the same probes on the tiny Qwen3-VL.
 """
 
 from __future__ import annotations
@@ -84,23 +85,13 @@ class ProbeRecipe:
 
 def probe_stream(processor: Any, probe: str, recipe: ProbeRecipe, start: int = 0):
     """The pretraining stream's single-object clips, each asked ``probe``'s question (see :mod:`data_modules.stream`)."""
-    from data_modules.stream import (
-        StreamOptions,
-        SyntheticStream,
-        render_frames,
-        stream_scene,
-    )
+    from data_modules.stream import StreamOptions, SyntheticStream, stream_scene
     from data_modules.tasks import PromptTemplates
-    from groundlight.metrics.tasks import build_example
 
     class ProbeStream(SyntheticStream):
         def item(self, index: int) -> dict[str, Any]:
             scene, question, answer = probe_question(probe, stream_scene(self.options, index), index)
-            sample = probe_sample(probe, scene, question, answer)
-            frames, times = render_frames(scene, self.fps, self.max_frames, self.frame_size)
-            example = build_example(sample, self.prompts, sample.duration)
-            return {**example, "visual": self.processor.prepare_video(frames, times), "sample": sample,
-                    "duration": sample.duration}
+            return self.question_item(scene, probe_sample(probe, scene, question, answer))
 
     options = StreamOptions(seed=recipe.seed, single_object_items=2**62)
     return ProbeStream(processor, options, PromptTemplates(state_duration=False), recipe.batch_size,
@@ -127,6 +118,8 @@ def build_backbone(recipe: ProbeRecipe):
     from groundlight.backbones.qwen3_vl import Qwen3VLBackbone, TinyQwen3Config
 
     if recipe.family == "qwen3_vl":
+        if recipe.query_position != "after":
+            raise ValueError("family qwen3_vl states the query after the video only: --query-position after")
         tiny3 = TinyQwen3Config(hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
                                 num_layers=recipe.num_layers)
         pixels = (32 * round(recipe.frame_size / 32)) ** 2
@@ -149,6 +142,7 @@ def train_phase(module: Any, probe: str, steps: int, first_item: int, recipe: Pr
 
     from data_modules.datamodule import collate_items
     from groundlight.methods.base import OptimizerConfig
+    from groundlight.recipes.tiny_base import window_means
 
     class LossTrace(L.Callback):
         def __init__(self) -> None:
@@ -166,7 +160,7 @@ def train_phase(module: Any, probe: str, steps: int, first_item: int, recipe: Pr
                         log_every_n_steps=25, callbacks=[trace], enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False)
     trainer.fit(module, loader)
-    return [round(float(np.mean(trace.losses[at : at + 25])), 4) for at in range(0, len(trace.losses), 25)]
+    return window_means(trace.losses)
 
 
 def score(sample: Any, text: str) -> float:
@@ -244,8 +238,8 @@ def run(recipe: ProbeRecipe, phases: list[tuple[str, int]], out_dir: Path) -> di
         results.append({"probe": probe, "steps": steps, "first_item": first_item, "loss_every_25_steps": losses}
                        | evaluate_phase(module, probe, recipe, no_model))
         first_item += steps * recipe.batch_size
-    summary = {"phases": results, "vision_warmup_loss_every_25_steps": warmup, "recipe": dataclasses.asdict(recipe), "wall_seconds": round(time.time() - began, 1),
-               "threads": torch.get_num_threads()}
+    summary = {"phases": results, "vision_warmup_loss_every_25_steps": warmup, "recipe": dataclasses.asdict(recipe),
+               "wall_seconds": round(time.time() - began, 1), "threads": torch.get_num_threads()}
     write_json_atomic(out_dir / "summary.json", summary)
     print(json.dumps([{k: r[k] for k in ("probe", "steps", "metric", "score", "control", "distinct_answers")}
                       for r in results], indent=1))

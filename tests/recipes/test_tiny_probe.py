@@ -85,3 +85,5 @@ def test_family_picks_the_backbone_class():
     assert isinstance(backbone, Qwen3VLBackbone) and backbone.processor.max_pixels == 64 * 64
     with pytest.raises(ValueError, match="family"):
         tiny_probe.build_backbone(tiny_probe.ProbeRecipe(family="qwen2"))
+    with pytest.raises(ValueError, match="query-position after"):
+        tiny_probe.build_backbone(tiny_probe.ProbeRecipe(family="qwen3_vl", query_position="both"))
