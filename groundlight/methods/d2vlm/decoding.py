@@ -6,14 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit, ndtr
 
 from data_modules.tasks.evidence import ANSWER_HEAD, timestamp_text
 from groundlight.methods.d2vlm.losses import salient_span
 
 if TYPE_CHECKING:
     from groundlight.methods.d2vlm.module import D2VLMModule
+
+def _host(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 host array of a tensor (a view of a CPU float32 one, which costs no copy)."""
+    if tensor.dtype == torch.float32 and tensor.device.type == "cpu":
+        return tensor.detach().numpy()
+    return tensor.detach().float().cpu().numpy()
 
 
 @dataclass
@@ -69,22 +77,40 @@ class EvidenceDecoder:
 
     Everything that depends only on the prompt is done once, at step 0: each row's frame features, folded with the
     evidence head's last linear layer into one ``(width, U)`` matrix and a ``(U,)`` bias
-    (``(W₂g + b₂)·F/√d = g·(W₂ᵀF/√d) + b₂·F/√d``), the units' seconds as Python floats, and the aggregation
-    states. A generated ``<evi>`` then costs the head's first three layers, one ``addmm``, one sigmoid, one host
-    transfer and two rows of the aggregation states' prefix sums (``make bench`` measures it against a decode step).
+    (``(W₂g + b₂)·F/√d = g·(W₂ᵀF/√d) + b₂·F/√d``), the units' seconds, and the prefix sums of the aggregation
+    states. Those are kept as host arrays. A generated ``<evi>`` then costs the head's layer norm and first linear
+    layer, the GELU, one matrix-vector product, the sigmoid, the span and two rows of the prefix sums, all on the
+    host; the mean goes back to the model's device as the next input's offset. On a CPU model the layer norm and
+    first layer run on host arrays too (the norm's affine folded into the layer); on an accelerator they run there,
+    so that only a ``(width,)`` vector crosses to the host. At tens of frames, a host step costs about a
+    microsecond where a tensor op costs several (``make bench`` measures the hook against a decode step).
+
+    Args:
+        on_host: run the layer norm and first layer on the host; ``None``: when the head's weights are on the CPU.
     """
 
-    def __init__(self, module: D2VLMModule, batch: dict[str, Any]) -> None:
+    def __init__(self, module: D2VLMModule, batch: dict[str, Any], on_host: bool | None = None) -> None:
         self.module, self.batch = module, batch
         self.units = module._units(batch)
         self.spans: list[list[list[float]]] = [[] for _ in self.units]
+        self.probabilities: list[list[np.ndarray]] = [[] for _ in self.units]  # per row, per <evi>: (U,) σ(sim)
         self.evi_id, self.layer, self.threshold = module.evi_id, module.evidence.feature_layer, module.evidence.threshold
-        norm, first, self.activation, _ = module.evidence_head  # its last layer is folded into self.keys
+        norm, first, activation, _ = module.evidence_head  # its last layer is folded into self.keys
+        if not isinstance(activation, torch.nn.GELU) or activation.approximate != "none":
+            raise ValueError(f"the evidence hook computes an exact GELU on the host; the head has {activation}")
         self.norm = (norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         self.first = (first.weight, first.bias)
-        self.keys: list[tuple[torch.Tensor, torch.Tensor]] = []  # per row: (width, U) similarity matrix, (U,) bias
+        self.on_host = first.weight.device.type == "cpu" if on_host is None else on_host
+        if self.on_host:  # LN's affine folded into the first layer: (x̂γ + β)Wᵀ + b = x̂(γ ⊙ Wᵀ) + (βWᵀ + b)
+            with torch.no_grad():
+                weight = first.weight.float().t()
+                self.host_first = (_host(norm.weight.float().unsqueeze(1) * weight),
+                                   _host(norm.bias.float() @ weight + first.bias.float()), np.float32(norm.eps),
+                                   np.full((weight.shape[0], 1), 1 / weight.shape[0], dtype=np.float32))
+        self.keys: list[tuple[np.ndarray, np.ndarray]] = []  # per row: (width, U) similarity matrix, (U,) bias
         self.seconds: list[tuple[list[float], list[float]]] = []
-        self.prefix: list[torch.Tensor] = []  # per row: (U + 1, D) prefix sums of the units' aggregation states
+        self.prefix: list[np.ndarray] = []  # per row: (U + 1, D) prefix sums of the units' aggregation states
+        self.offset_to: tuple[torch.device, torch.dtype] | None = None  # the returned offsets' device and dtype
 
     def _prompt(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
         module, options = self.module, self.module.evidence
@@ -94,13 +120,15 @@ class EvidenceDecoder:
         for b, units in enumerate(self.units):
             frames = module.frame_head((units.pool.to(features.dtype) @ features[b]).float())  # (U, d)
             scale = frames.shape[-1] ** -0.5
-            self.keys.append(((last.weight.t() @ frames.t()) * scale, (frames @ last.bias) * scale))
+            self.keys.append((_host((last.weight.t() @ frames.t()) * scale), _host((frames @ last.bias) * scale)))
             self.seconds.append((units.start.tolist(), units.end.tolist()))
         if options.aggregation_layer is not None:
             states = hidden_states[options.aggregation_layer]
+            if states.device.type != "cpu" or states.dtype != torch.float32:
+                self.offset_to = (states.device, states.dtype)
             for b, units in enumerate(self.units):
-                summed = (units.pool.to(states.dtype) @ states[b]).cumsum(0)
-                self.prefix.append(torch.cat([summed.new_zeros(1, summed.shape[-1]), summed]))
+                summed = (units.pool.to(states.dtype) @ states[b]).float().cumsum(0)
+                self.prefix.append(_host(torch.cat([summed.new_zeros(1, summed.shape[-1]), summed])))
 
     def __call__(self, step: int, token: torch.Tensor, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
         if step == 0:  # the prompt's frame features, once per question
@@ -109,27 +137,39 @@ class EvidenceDecoder:
         if not rows:
             return None
         batch = token.shape[0]
-        predicting = hidden_states[self.layer][:, -1]  # the states that predicted each <evi>
-        if len(rows) < batch:
-            predicting = predicting[rows]
-        inner = self.activation(F.linear(F.layer_norm(predicting.float(), *self.norm), *self.first))
+        if self.on_host:
+            predicting = _host(hidden_states[self.layer])[:, -1]  # the states that predicted each <evi>
+            if len(rows) < batch:
+                predicting = predicting[rows]
+            weight, bias, eps, inverse_width = self.host_first
+            centred = predicting - predicting @ inverse_width
+            linear = (centred @ weight) / np.sqrt(np.square(centred) @ inverse_width + eps) + bias
+        else:
+            predicting = hidden_states[self.layer][:, -1]
+            if len(rows) < batch:
+                predicting = predicting[rows]
+            linear = _host(F.linear(F.layer_norm(predicting.float(), *self.norm), *self.first))
+        inner = linear * ndtr(linear)  # the head's exact GELU: x·Φ(x)
         means = []
         for row, b in enumerate(rows):
             weight, bias = self.keys[b]
-            probabilities = torch.sigmoid(torch.addmm(bias, inner[row : row + 1], weight))[0]
+            probabilities = expit(inner[row] @ weight + bias)
             first, last = salient_span(probabilities, self.threshold)
             starts, ends = self.seconds[b]
             self.spans[b].append([starts[first], ends[last]])
+            self.probabilities[b].append(probabilities)
             if self.prefix:  # the mean of the chosen units' states, from two rows of the prefix sums
                 prefix = self.prefix[b]
-                means.append(torch.sub(prefix[last + 1], prefix[first]).div_(last + 1 - first))
+                means.append((prefix[last + 1] - prefix[first]) / (last + 1 - first))
         if not means:
             return None
         if len(rows) == batch:
-            return torch.stack(means).unsqueeze(1) if len(means) > 1 else means[0].view(1, 1, -1)
-        extra = means[0].new_zeros(batch, 1, means[0].shape[-1])
-        extra[rows, 0] = torch.stack(means)
-        return extra
+            joined = means[0][None, None] if batch == 1 else np.stack(means)[:, None]
+        else:
+            joined = np.zeros((batch, 1, means[0].shape[-1]), dtype=np.float32)
+            joined[rows, 0] = means
+        offsets = torch.from_numpy(joined)
+        return offsets if self.offset_to is None else offsets.to(*self.offset_to)
 
     def render(self, row: int, tokens: torch.Tensor) -> str:
         """The row's response with each ``<evi>`` written as its predicted span (``timestamp_text``); a response

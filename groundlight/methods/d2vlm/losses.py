@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,14 +62,17 @@ def fpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, reference_chosen: tor
     return loss, {"reward_margin": logits.detach().mean() / beta, "reward_accuracy": (logits > 0).float().mean().detach()}
 
 
-def salient_span(probabilities: torch.Tensor, ratio: float = 0.6) -> tuple[int, int]:
+def salient_span(probabilities: torch.Tensor | np.ndarray, ratio: float = 0.6) -> tuple[int, int]:
     """Inference: frames with ``p ≥ ratio · max p`` are salient; of their contiguous runs the one with the
     largest total probability wins (ties: the earlier). Returns inclusive frame indices.
 
-    One host transfer, then a plain loop: at the tens of frames a video has, this is several times faster than
-    tensor ops (their per-call overhead dominates; ``make bench`` measures the hook it runs in).
+    Takes a tensor or a host array. One host transfer, then a plain loop: at the tens of frames a video has, this
+    is several times faster than tensor ops (their per-call overhead dominates; ``make bench`` measures the hook it
+    runs in).
     """
-    values = probabilities.detach().tolist()  # Python floats: doubles, whatever the tensor's dtype
+    if isinstance(probabilities, torch.Tensor):
+        probabilities = probabilities.detach()
+    values = probabilities.tolist()  # Python floats: doubles, whatever the array's dtype
     threshold = ratio * max(values)
     best, best_mass, start, mass = (0, 0), -1.0, None, 0.0
     for index, value in enumerate([*values, None]):

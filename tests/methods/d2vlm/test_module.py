@@ -136,10 +136,12 @@ def test_generation_grounds_each_evi_aggregates_it_and_writes_its_span(module):
     assert "Answer:" in texts[0] and texts[0].count("seconds") == 4
 
 
-def test_the_hook_grounds_only_the_rows_that_generated_evi_as_the_heads_would(module):
-    """The hook folds the evidence head's last layer into the frame features at step 0: the span it picks and the
-    aggregation it returns equal the plain heads' (``evidence_logits``), row by row, in a batch where only one row
-    generates ``<evi>`` at this step."""
+@pytest.mark.parametrize("on_host", [True, False])
+def test_the_hook_grounds_only_the_rows_that_generated_evi_as_the_heads_would(module, on_host):
+    """The hook folds the evidence head's last layer into the frame features at step 0 (and, on the host path, the
+    layer norm's affine into the first layer): the span it picks and the aggregation it returns equal the plain
+    heads' (``evidence_logits``), row by row, in a batch where only one row generates ``<evi>`` at this step.
+    ``on_host=False`` is the accelerator path (layer norm and first layer as tensor ops), run here on the CPU."""
     from groundlight.methods.d2vlm.decoding import EvidenceDecoder
 
     batch = _batch(module, [TWO, ONE], with_answer=False)
@@ -147,10 +149,10 @@ def test_the_hook_grounds_only_the_rows_that_generated_evi_as_the_heads_would(mo
     torch.manual_seed(1)
     for name, parameter in module.named_parameters():  # away from init, so that every frame scores differently
         if name in saved:
-            parameter.data.add_(torch.randn_like(parameter) * 0.5)
+            parameter.data.add_(torch.randn_like(parameter) * 0.2)
     with torch.no_grad():
         hidden = module.backbone(batch, output_hidden_states=True).hidden_states
-        decoder = EvidenceDecoder(module, batch)
+        decoder = EvidenceDecoder(module, batch, on_host=on_host)
         assert decoder(0, torch.tensor([7, 7]), hidden) is None  # no <evi> yet
         last = tuple(h[:, -1:] for h in hidden)
         extra = decoder(1, torch.tensor([7, module.evi_id]), last)
@@ -164,8 +166,11 @@ def test_the_hook_grounds_only_the_rows_that_generated_evi_as_the_heads_would(mo
         if name in saved:
             parameter.data.copy_(saved[name])
     assert decoder.spans == [[], [list(units.seconds(chosen))]]
-    assert extra.shape == (2, 1, hidden[0].shape[-1]) and not extra[0].any()
+    assert extra.shape == (2, 1, hidden[0].shape[-1]) and not extra[0].any() and extra.dtype == hidden[0].dtype
     assert torch.allclose(extra[1, 0], aggregated, atol=1e-5)
+    assert probabilities.max() - probabilities.min() > 0.05 and probabilities.max() < 0.999  # moved, not saturated
+    assert decoder.probabilities[0] == [] and len(decoder.probabilities[1]) == 1
+    assert torch.allclose(torch.from_numpy(decoder.probabilities[1][0]), probabilities, atol=1e-5)
 
 
 def test_a_response_without_its_closing_token_is_a_parse_failure(module):
