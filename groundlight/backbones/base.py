@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +267,22 @@ class VideoBackbone(nn.Module, ABC):
         """Greedy generation over the kept tokens; dropped tokens are never attended, cache or not."""
         raise NotImplementedError(f"{type(self).__name__} does not implement token keeping")
 
+    def forward_continued(self, batch: dict[str, Any], split: torch.Tensor,
+                          continuation: Callable[[Callable[[int], torch.Tensor]], torch.Tensor | None],
+                          logits_to_keep: int) -> ContinuedOutput:
+        """Teacher-forced pass in two parts over one KV cache, gradients through both: row ``b``'s columns before
+        ``split[b]`` (``(B,)``; every visual token must lie there), then the rest. ``continuation`` gets the first
+        part's hidden states (``index → (B, L, D)`` in the batch's layout, zeros after the split) and returns
+        offsets ``(B, L, D)`` added to the second part's input embeddings (or ``None``). Logits over the last
+        ``logits_to_keep`` positions. Under gradient checkpointing the layers drop their cache, so a caller
+        checks :attr:`checkpointing` first."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement continued forward passes")
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether the model recomputes its layers' activations in backward (which drops any KV cache)."""
+        return False
+
     def greedy_tokens(self, batch: dict[str, Any], embeds: torch.Tensor, max_new_tokens: int,
                       on_step: Any = None, stop_at_eos: bool = True) -> torch.Tensor:
         """Greedy ids ``(B, N)`` from input ``embeds`` with a KV cache; ``on_step(step, token, hidden_states)`` may
@@ -275,6 +291,36 @@ class VideoBackbone(nn.Module, ABC):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+@dataclass
+class ContinuedOutput:
+    """A teacher-forced pass run in two parts (see :meth:`VideoBackbone.forward_continued`).
+
+    Attributes:
+        logits: ``(B, K, V)`` over the last ``K`` positions of the batch's layout.
+        first / second: per layer, each part's hidden states in its own layout.
+        first_columns / second_columns: ``(B, width)`` the batch column of each part's column, ``-1`` for padding.
+    """
+
+    logits: torch.Tensor
+    first: tuple[torch.Tensor, ...]
+    second: tuple[torch.Tensor, ...]
+    first_columns: torch.Tensor
+    second_columns: torch.Tensor
+
+    def hidden_state(self, index: int) -> torch.Tensor:
+        """``hidden_states[index]`` ``(B, L, D)`` in the batch's layout (zeros at its padding)."""
+        parts = ((self.first[index], self.first_columns), (self.second[index], self.second_columns))
+        rows = self.first_columns.shape[0]
+        length = int(max(self.first_columns.max(), self.second_columns.max())) + 1
+        reference = self.first[index]
+        out = reference.new_zeros(rows, length, reference.shape[-1])
+        for states, columns in parts:
+            valid = columns >= 0
+            row = torch.arange(rows, device=columns.device).unsqueeze(1).expand_as(columns)
+            out[row[valid], columns[valid]] = states[valid]
+        return out
 
 
 class _LayerReached(Exception):

@@ -376,9 +376,10 @@ class Qwen3VLBackbone(HFVideoBackbone):
         return hf.model.get_video_features(pixels, batch["video_grid_thw"], return_dict=True)
 
     def kept_inputs(self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor,
-                    mode: KeepMode = "gather", positions: PositionMode = "original") -> dict[str, Any]:
+                    mode: KeepMode = "gather", positions: PositionMode = "original",
+                    columns: torch.Tensor | None = None) -> dict[str, Any]:
         """The shared kept-token inputs plus the kept visual positions and their DeepStack rows."""
-        inputs = super().kept_inputs(batch, embeds, keep, mode, positions)
+        inputs = super().kept_inputs(batch, embeds, keep, mode, positions, columns)
         index = inputs["index"]
         visual = self.visual_mask(batch)
         kept_visual = visual.gather(1, index.clamp(min=0)) & (index >= 0)
@@ -397,7 +398,8 @@ class Qwen3VLBackbone(HFVideoBackbone):
         """Hand the kept run's DeepStack rows to the language model while the prompt is processed.
 
         The prefill (cache empty) and every uncached step get them, with the generated columns marked
-        non-visual; cached decoding steps hold no visual token.
+        non-visual; cached decoding steps hold no visual token. The first part of a continued pass is a prefill
+        shorter than the sequence, with every visual token in it.
         """
         levels, visual = inputs["deepstack_visual_embeds"], inputs["visual_pos_masks"]
         if not levels:
@@ -408,8 +410,11 @@ class Qwen3VLBackbone(HFVideoBackbone):
             cache = kwargs.get("cache")
             if cache is not None and cache.get_seq_length() > 0:
                 return None
-            generated = kwargs["inputs_embeds"].shape[1] - visual.shape[1]
-            mask = torch.cat([visual, visual.new_zeros(visual.shape[0], generated)], dim=1)
+            length = kwargs["inputs_embeds"].shape[1]
+            if length <= visual.shape[1]:  # a first part (forward_continued): it holds every visual token
+                mask = visual[:, :length]
+            else:  # generated columns are not visual
+                mask = torch.cat([visual, visual.new_zeros(visual.shape[0], length - visual.shape[1])], dim=1)
             return args, {**kwargs, "visual_pos_masks": mask, "deepstack_visual_embeds": levels}
 
         handle = hf_model(self.model).model.language_model.register_forward_pre_hook(inject, with_kwargs=True)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from transformers import DynamicCache
 
-from groundlight.backbones.base import KeptOutput
+from groundlight.backbones.base import ContinuedOutput, KeptOutput
 from groundlight.ops import IGNORE_INDEX, mask_columns
 
 StepHook = Callable[[int, torch.Tensor, tuple[torch.Tensor, ...]], torch.Tensor | None]
@@ -77,9 +77,12 @@ class TokenKeep:
 
     def kept_inputs(
         self, batch: dict[str, Any], embeds: torch.Tensor, keep: torch.Tensor,
-        mode: KeepMode = "gather", positions: PositionMode = "original",
+        mode: KeepMode = "gather", positions: PositionMode = "original", columns: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """LLM inputs for the kept tokens: ``inputs_embeds``, ``position_ids``, ``attention_mask``, ``index``, ``labels``."""
+        """LLM inputs for the kept tokens: ``inputs_embeds``, ``position_ids``, ``attention_mask``, ``index``, ``labels``.
+
+        ``columns`` ``(B, K)`` (gather mode): the original column of each gathered one, ``-1`` for padding, in place
+        of the kept columns re-left-padded."""
         if mode not in ("gather", "mask") or positions not in ("original", "contiguous"):
             raise ValueError(f"mode must be gather|mask and positions original|contiguous, got {mode!r}, {positions!r}")
         attention = batch["attention_mask"].bool()
@@ -95,7 +98,10 @@ class TokenKeep:
             if labels is not None:
                 inputs["labels"] = labels.masked_fill(~keep, IGNORE_INDEX)
             return inputs
-        index, valid = mask_columns(keep, "right")  # kept last: generation continues from the last column
+        if columns is None:
+            index, valid = mask_columns(keep, "right")  # kept last: generation continues from the last column
+        else:
+            index, valid = columns.clamp(min=0), columns >= 0
         batch_size, length, dim = embeds.shape
         flat = (index + torch.arange(batch_size, device=index.device).unsqueeze(1) * length).reshape(-1)
         gathered = embeds.reshape(batch_size * length, dim).index_select(0, flat).view(*index.shape, dim)
@@ -143,6 +149,69 @@ class TokenKeep:
         inputs = self.kept_inputs(batch, embeds, batch["attention_mask"].bool())
         with self.kept_context(inputs):
             return self._greedy(inputs, max_new_tokens, use_cache=True, stop_at_eos=stop_at_eos, on_step=on_step)
+
+    def forward_continued(self, batch: dict[str, Any], split: torch.Tensor,
+                          continuation: Callable[[Callable[[int], torch.Tensor]], torch.Tensor | None],
+                          logits_to_keep: int) -> ContinuedOutput:
+        """Row ``b``'s columns before ``split[b]``, with a fresh KV cache, then the rest over that cache (with
+        ``continuation``'s offsets added to their inputs). See :meth:`VideoBackbone.forward_continued`.
+
+        Rows split at different columns, so the two parts are laid out apart: the first left-padded, the second
+        right-padded after it, every token keeping its full-sequence position ids. Under causal attention that is
+        the same computation as one pass; gradients reach the first part through the cache. Results come back in
+        the batch's own (left-padded) layout."""
+        attention = batch["attention_mask"].bool()
+        rows, length = attention.shape
+        split = split.to(attention.device).long()
+        padding = length - attention.sum(1)
+        if not torch.equal(attention, torch.arange(length, device=attention.device) >= padding.unsqueeze(1)):
+            raise ValueError("a continued pass needs a left-padded batch (padding first, then every real column)")
+        if bool((split <= padding).any() | (split >= length).any()) or not 0 < logits_to_keep <= length:
+            raise ValueError(f"cannot split rows of {length} columns at {split.tolist()} (left padding {padding.tolist()})")
+        visual = self.visual_mask(batch)
+        first_width, second_width = int((split - padding).max()), int((length - split).max())
+        first = split.unsqueeze(1) - first_width + torch.arange(first_width, device=split.device)
+        second = split.unsqueeze(1) + torch.arange(second_width, device=split.device)
+        first = first.masked_fill(first < padding.unsqueeze(1), -1)
+        second = second.masked_fill(second >= length, -1)
+        if bool(visual.gather(1, second.clamp(min=0))[second >= 0].any()):
+            raise ValueError("visual tokens lie after a row's split: the first part must hold every one")
+        columns = torch.cat([first, second], dim=1)
+        inputs = self.kept_inputs(batch, self.embed_inputs(batch), attention, columns=columns)
+        sequence, positions, mask = inputs["inputs_embeds"], inputs["position_ids"], inputs["attention_mask"]
+        row_index = torch.arange(rows, device=split.device).unsqueeze(1)
+
+        def original(states: torch.Tensor, part: torch.Tensor, start: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
+            """``(B, part width, ...)`` → ``(B, length - start, ...)``: each state at its original column (from
+            ``start`` on), zeros elsewhere; into ``out`` when given."""
+            if out is None:
+                out = states.new_zeros(rows, length - start, *states.shape[2:])
+            valid = part >= start
+            return out.index_put((row_index.expand_as(part)[valid], part[valid] - start), states[valid])
+
+        # logits: the last `logits_to_keep` original columns; some may lie in the first part
+        from_first = int((split - padding.clamp(min=length - logits_to_keep)).clamp(min=0).max())
+        cache = DynamicCache(config=hf_model(self.model).config.text_config)
+        with self.kept_context(inputs):
+            head = self.model(
+                inputs_embeds=sequence[:, :first_width], position_ids=self.model_position_ids(positions[..., :first_width]),
+                attention_mask=mask[:, :first_width], cache=cache, use_cache=True, logits_to_keep=max(from_first, 1),
+                output_hidden_states=True,
+            )
+            rest = sequence[:, first_width:]
+            extra = continuation(lambda index: original(head.hidden_states[index], first))
+            if extra is not None:
+                rest = rest + extra.gather(1, second.clamp(min=0).unsqueeze(-1).expand(-1, -1, extra.shape[-1])).mul(
+                    (second >= 0).unsqueeze(-1)).to(rest.dtype)
+            tail = self.model(
+                inputs_embeds=rest, position_ids=self.model_position_ids(positions[..., first_width:]), attention_mask=mask,
+                cache=cache, use_cache=True, logits_to_keep=second_width, output_hidden_states=True,
+            )
+        start = length - logits_to_keep
+        logits = original(tail.logits, second, start)
+        if from_first:
+            logits = original(head.logits[:, -from_first:], first[:, first_width - from_first :], start, logits)
+        return ContinuedOutput(logits, tuple(head.hidden_states), tuple(tail.hidden_states), first, second)
 
     def kept_context(self, inputs: dict[str, Any]) -> AbstractContextManager:
         """Anything the family's LLM needs around a run on ``kept_inputs`` (Qwen3-VL: DeepStack features)."""

@@ -166,6 +166,61 @@ def test_embedding_offsets_reach_the_llm_only_where_set(backbone, items):
     assert torch.equal(moved[:, :-1], plain[:, :-1]) and torch.equal(again, plain), "offsets leaked past their context"
 
 
+@pytest.mark.parametrize("where", ["answer", "prompt"])
+def test_a_continued_pass_equals_one_pass_in_logits_states_and_gradients(backbone, items, where):
+    """``forward_continued`` split after the video, each row at its own column (``answer``: its first answer token;
+    the rows' answers start at different columns, so one row's answer starts before another's video ends), with
+    offsets on the second part: the same logits, hidden states and gradients as one pass with those offsets
+    (``embedding_offsets``); the offsets come from the first part's states, as D²VLM's aggregation does."""
+    items = [items[0], items[1] | {"answer": ", then ".join(["from 1.0s to 2.5s"] * 12)}]  # a longer answer
+    batch = backbone.processor.collate(items, with_answer=True)
+    length = batch["input_ids"].shape[1]
+    visual = backbone.visual_mask(batch)
+    last_visual = torch.stack([row.nonzero().max() for row in visual])
+    answer = (batch["labels"] != -100).long().argmax(1)
+    if where == "answer":
+        split = answer
+        assert len(set(split.tolist())) > 1 and int(answer.min()) <= int(last_visual.max()), "rows must split apart"
+    else:
+        split = last_visual + 2
+    keep = length - int(split.min()) + 1  # the first part's last position predicts the second part's first token
+    rows = torch.arange(len(items))
+    grads = {}
+
+    def offsets_from(states):
+        extra = torch.zeros(len(items), length, states(1).shape[-1])
+        extra[rows, split + 1] = states(1)[rows, last_visual].detach()  # a first-part state, added to a second-part input
+        return extra
+
+    backbone.train()
+    try:
+        continued = backbone.forward_continued(batch, split, offsets_from, keep)
+        real = batch["attention_mask"].bool()
+        (continued.logits.float().square().mean() + continued.hidden_state(-1)[real].square().mean()).backward()
+        grads["continued"] = {n: p.grad.clone() for n, p in backbone.named_parameters() if p.grad is not None}
+        backbone.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            states = backbone(batch, output_hidden_states=True).hidden_states
+        full_offsets = offsets_from(lambda index: states[index])
+        with backbone.embedding_offsets(full_offsets):
+            one = backbone(batch, output_hidden_states=True, logits_to_keep=keep)
+        (one.logits.float().square().mean() + one.hidden_states[-1][real].square().mean()).backward()
+        grads["one"] = {n: p.grad.clone() for n, p in backbone.named_parameters() if p.grad is not None}
+        backbone.zero_grad(set_to_none=True)
+    finally:
+        backbone.eval()
+    assert continued.logits.shape == one.logits.shape
+    window = real[:, length - keep :]
+    assert torch.allclose(continued.logits[window], one.logits[window], atol=1e-5)
+    for index in (1, -1):
+        assert torch.allclose(continued.hidden_state(index)[real], one.hidden_states[index][real], atol=1e-5)
+    assert full_offsets.abs().sum() > 0 and grads["one"].keys() == grads["continued"].keys()
+    for name, grad in grads["one"].items():
+        assert torch.allclose(grads["continued"][name], grad, atol=1e-6, rtol=1e-4), name
+    with pytest.raises(ValueError, match="visual tokens lie after"):
+        backbone.forward_continued(batch, last_visual, offsets_from, 2)
+
+
 def test_step_hooked_greedy_equals_plain_greedy_without_offsets(backbone, items):
     batch = backbone.processor.collate(items, with_answer=False)
     seen = []

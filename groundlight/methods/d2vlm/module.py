@@ -13,10 +13,12 @@ then the answer with an ``<evi>`` before each event's text. What this module add
   optionally); ``L_cons``: L1 between the two stages' ``<evi>`` features of each event.
 - **Aggregation.** The mean of the units' ``aggregation_layer`` states over the event's span is added to the
   ``<evi>`` input embedding: the ground-truth span in training (teacher forcing), the span just predicted in
-  generation. The released code runs the whole model twice for this; here the first pass stops at
-  ``aggregation_layer`` and runs without gradients (frames come before the response, so under causal
-  attention their states do not depend on it), and it reuses the vision features when the vision encoder
-  is frozen.
+  generation. The released code runs the whole model twice for this. Here the frames come before the
+  response, so under causal attention their states do not depend on it: the pass runs in two parts over one
+  KV cache, the video and prompt and then the response with the offsets added, which is one pass in all
+  (``VideoBackbone.forward_continued``). Under gradient checkpointing, which drops the cache, a first pass
+  without gradients stops at ``aggregation_layer`` instead, reusing the vision features when the vision
+  encoder is frozen.
 - **Generation.** Greedy with a KV cache; at each generated ``<evi>`` the predicted unit probabilities
   ``σ(sim)`` give the span (``p ≥ threshold · max p``, the best contiguous run), which is aggregated into
   the next input and written as ``"s - e seconds"`` (``timestamp_text``). A response without exactly one
@@ -43,7 +45,7 @@ from torch import nn
 
 from data_modules.tasks.evidence import EVIDENCE, EVIDENCE_END, EvidenceResponse
 from groundlight.backbones.base import VideoBackbone
-from groundlight.losses import answer_cross_entropy
+from groundlight.losses import answer_cross_entropy, answer_window
 from groundlight.methods.base import GroundingModule, OptimizerConfig
 from groundlight.methods.d2vlm.decoding import (
     EvidenceDecoder,
@@ -191,21 +193,33 @@ class D2VLMModule(GroundingModule):
             positions.append(found)
         return positions
 
-    def _aggregates(self, batch: dict[str, Any], units: list[FrameUnits], positions: list[torch.Tensor],
-                    spans: list[list[tuple[float, float]]]) -> torch.Tensor | None:
-        """``(B, L, D)`` offsets: at each ``<evi>``, the mean ``aggregation_layer`` state of its span's units."""
-        layer = self.evidence.aggregation_layer
-        if layer is None:
-            return None
-        states = self.backbone.hidden_state(batch, layer)
-        offsets = torch.zeros_like(states)
+    def _aggregates(self, units: list[FrameUnits], positions: list[torch.Tensor],
+                    spans: list[list[tuple[float, float]]], states: torch.Tensor, length: int) -> torch.Tensor:
+        """``(B, length, D)`` offsets: at each ``<evi>``, the mean ``aggregation_layer`` state of its span's units.
+        ``states`` ``(B, S, D)`` cover at least every visual column (``S ≤ length``)."""
+        offsets = states.new_zeros(states.shape[0], length, states.shape[-1])
         for b, (row_units, row_positions, row_spans) in enumerate(zip(units, positions, spans)):
-            unit_states = row_units.pool.to(states.dtype) @ states[b]
+            unit_states = row_units.pool[:, : states.shape[1]].to(states.dtype) @ states[b]
             for position, span in zip(row_positions.tolist(), [*row_spans, *row_spans]):
                 chosen = row_units.span_units(span)
                 if chosen is not None:
                     offsets[b, position] = unit_states[chosen[0] : chosen[1] + 1].mean(0)
         return offsets
+
+    def _split(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Where each row's teacher-forced pass can be cut in two over one KV cache (``forward_continued``): its
+        first answer column, when every visual token lies before it and the layers keep their cache (not under
+        gradient checkpointing); ``None`` otherwise."""
+        if self.evidence.aggregation_layer is None or "labels" not in batch or self.backbone.checkpointing:
+            return None
+        answer = batch["labels"] != IGNORE_INDEX
+        if not bool(answer.any(1).all()):
+            return None
+        split = answer.long().argmax(1)  # each row's first answer column
+        columns = torch.arange(answer.shape[1], device=answer.device)
+        if bool((self.backbone.visual_mask(batch) & (columns >= split.unsqueeze(1))).any()):
+            return None
+        return split
 
     def _grounding(self, hidden: torch.Tensor, units: list[FrameUnits], positions: list[torch.Tensor],
                    heads: nn.ModuleDict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -221,28 +235,46 @@ class D2VLMModule(GroundingModule):
         return out
 
     def _forward(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]], heads: nn.ModuleDict | None = None
-                 ) -> tuple[Any, list[FrameUnits], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Teacher-forced pass with the spans aggregated into ``<evi>``: output, units, positions, grounding. With a
-        frozen vision encoder, the aggregation pass's visual features are replayed into the full pass."""
+                 ) -> tuple[torch.Tensor, list[FrameUnits], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Teacher-forced pass with the spans aggregated into ``<evi>``: answer-window logits, units, positions,
+        grounding.
+
+        The aggregation states are the ``aggregation_layer`` states of the frames, which under causal attention do
+        not depend on the response. So the pass runs in two parts over one KV cache where it can (:meth:`_split`):
+        the video and prompt, whose states give the offsets, then the response with them added; one pass in all.
+        Otherwise (gradient checkpointing drops the cache) a first pass without gradients stops at that layer,
+        replaying the vision features into the full pass when the vision encoder is frozen."""
         units = self._units(batch)
         positions = self._evidence_positions(batch, [len(s) for s in spans])
-        frozen = not any(p.requires_grad for p in self.backbone.vision_encoder().parameters())
-        with self.backbone.reuse_visual_features() if frozen else nullcontext() as replay:
-            offsets = self._aggregates(batch, units, positions, spans)
-            if replay is not None:
-                replay.replay = True
-            with self.backbone.embedding_offsets(offsets):
-                output, _ = self.answer_forward(batch, output_hidden_states=True)
-        hidden = output.hidden_states[self.evidence.feature_layer]
-        return output, units, positions, self._grounding(hidden, units, positions, heads)
+        layer, length = self.evidence.aggregation_layer, batch["input_ids"].shape[1]
+        split = self._split(batch)
+        if split is not None:
+
+            def continuation(states: Any) -> torch.Tensor:
+                return self._aggregates(units, positions, spans, states(layer).detach(), length)
+
+            continued = self.backbone.forward_continued(batch, split, continuation, answer_window(batch["labels"]))
+            logits, hidden = continued.logits, continued.hidden_state(self.evidence.feature_layer)
+        else:
+            frozen = not any(p.requires_grad for p in self.backbone.vision_encoder().parameters())
+            with self.backbone.reuse_visual_features() if frozen else nullcontext() as replay:
+                offsets = None
+                if layer is not None:
+                    offsets = self._aggregates(units, positions, spans, self.backbone.hidden_state(batch, layer), length)
+                if replay is not None:
+                    replay.replay = True
+                with self.backbone.embedding_offsets(offsets):
+                    output, _ = self.answer_forward(batch, output_hidden_states=True)
+            logits, hidden = output.logits, output.hidden_states[self.evidence.feature_layer]
+        return logits, units, positions, self._grounding(hidden, units, positions, heads)
 
     # ---- SFT ------------------------------------------------------------------------------------------
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.stage == "fpo":
             return self.fpo_loss(batch)
         spans = [list(sample.windows) for sample in batch["samples"]]
-        output, units, _, grounding = self._forward(batch, spans)
-        ce, diagnostics = answer_cross_entropy(output.logits, batch["labels"][:, -output.logits.shape[1] :])
+        logits, units, _, grounding = self._forward(batch, spans)
+        ce, diagnostics = answer_cross_entropy(logits, batch["labels"][:, -logits.shape[1] :])
         gnd_terms, cons_terms, empty = [], [], 0
         for row_units, row_spans, (features, logits) in zip(units, spans, grounding):
             count = len(row_spans)
@@ -269,8 +301,8 @@ class D2VLMModule(GroundingModule):
     def _scores(self, batch: dict[str, Any], spans: list[list[tuple[float, float]]],
                 heads: nn.ModuleDict | None = None) -> Scores:
         """Σ answer-token log-probs and Σ ``<evi>`` grounding log-probs per row of a response batch."""
-        output, units, _, grounding = self._forward(batch, spans, heads)
-        logits, labels = output.logits[:, :-1].float(), batch["labels"][:, -output.logits.shape[1] :][:, 1:]
+        window, units, _, grounding = self._forward(batch, spans, heads)
+        logits, labels = window[:, :-1].float(), batch["labels"][:, -window.shape[1] :][:, 1:]
         mask = labels != IGNORE_INDEX
         token = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         text = (token * mask).sum(1)

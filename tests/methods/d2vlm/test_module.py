@@ -68,8 +68,8 @@ def test_teacher_forced_aggregation_adds_the_span_mean_of_the_first_pass(module)
     batch = _batch(module, [TWO, ONE])
     units = module._units(batch)
     positions = module._evidence_positions(batch, [2, 1])
-    offsets = module._aggregates(batch, units, positions, [list(TWO.spans), list(ONE.spans)])
     states = module.backbone.hidden_state(batch, 1)
+    offsets = module._aggregates(units, positions, [list(TWO.spans), list(ONE.spans)], states, states.shape[1])
     unit_states = units[0].pool @ states[0]
     assert torch.allclose(offsets[0, positions[0][0]], unit_states[0:2].mean(0), atol=1e-6)  # [0, 3] s: units 0-1
     assert torch.allclose(offsets[0, positions[0][3]], unit_states[2:4].mean(0), atol=1e-6)  # 2nd stage, event 2
@@ -80,6 +80,41 @@ def test_teacher_forced_aggregation_adds_the_span_mean_of_the_first_pass(module)
         second = module.backbone(batch, output_hidden_states=True).hidden_states[1]
     visual = batch["frame_index"] >= 0
     assert torch.allclose(second[visual], states[visual], atol=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["sft", "fpo"])
+def test_the_one_pass_split_over_a_cache_equals_the_two_pass_route(stage):
+    """The teacher-forced pass in two parts over one KV cache (video and prompt, then the response with the
+    aggregation) gives the loss and gradients of the route taken under gradient checkpointing: a no-grad first
+    pass up to ``aggregation_layer``, then the full pass with the offsets."""
+    backbone = _backbone()
+    module = D2VLMModule(backbone, stage=stage, evidence=EvidenceOptions(aggregation_layer=1)).train()
+    batch = _batch(module, [TWO, ONE])
+    if stage == "fpo":
+        for sample, response in zip(batch["samples"], [ONE, TWO]):
+            swapped = EvidenceResponse(tuple((e + 0.5, e + 2.0) for e, _ in response.spans), response.texts)
+            sample.meta["rejected"] = {"response": swapped.render(), "windows": [list(w) for w in swapped.spans]}
+    assert module._split(batch) is not None
+    calls = []
+    handle = backbone.vision_encoder().register_forward_hook(lambda *a: calls.append(1))
+    try:
+        results = {}
+        for route in ("split", "two_pass"):
+            if route == "two_pass":
+                module._split = lambda batch: None  # what gradient checkpointing makes it take
+            calls.clear()
+            loss, _ = module.loss(batch)
+            loss.backward()
+            results[route] = (loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None},
+                              len(calls))
+            module.zero_grad(set_to_none=True)
+    finally:
+        handle.remove()
+    (split_loss, split_grads, split_calls), (two_loss, two_grads, _) = results["split"], results["two_pass"]
+    assert split_calls == (1 if stage == "sft" else 2), "the split route encodes each video once per pass"
+    assert torch.allclose(split_loss, two_loss, atol=1e-5) and split_grads.keys() == two_grads.keys()
+    for name, grad in two_grads.items():
+        assert torch.allclose(split_grads[name], grad, atol=1e-6, rtol=1e-4), name
 
 
 def test_sft_loss_has_every_term_and_counts_spans_without_frames(module):
