@@ -11,11 +11,17 @@ sampled frame group (equal ``frame_index``), and its score for a kind is its bes
 whether that kind is on screen in any frame the group covers (from its first frame up to the next group's).
 Binary cross-entropy over bags and kinds. Only the vision tower, its projector and the head train; the head is
 dropped afterwards.
+
+Head ``linear``: a free linear layer. Head ``words``: each kind's score is the scaled cosine between a token and
+the mean input embedding of the kind's name tokens ("red circle"), with a learnt scale and per-kind bias; the
+embeddings do not train here. That pulls each visual token towards the words that name what it shows, the space the
+language model reads its questions in, as a projector's alignment stage does for a pretrained language model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -58,21 +64,44 @@ class VisionWarmupModule(L.LightningModule):
     """The MIL head over a backbone's visual tokens, and what trains (see the module docstring).
 
     Args:
-        backbone: any family (its ``embed_inputs`` and ``frame_index`` are all this uses).
-        num_kinds: object kinds scored per token.
+        backbone: any family (its ``embed_inputs``, ``frame_index`` and input embeddings are all this uses).
+        kinds: the object kinds' names, in the order of the labels' columns.
         optimizer: AdamW settings and schedule.
+        head: ``linear`` or ``words`` (see the module docstring).
     """
 
-    def __init__(self, backbone: VideoBackbone, num_kinds: int, optimizer: OptimizerConfig = OptimizerConfig()) -> None:  # noqa: B008
+    def __init__(self, backbone: VideoBackbone, kinds: Sequence[str], optimizer: OptimizerConfig = OptimizerConfig(),  # noqa: B008
+                 head: Literal["linear", "words"] = "linear") -> None:
         super().__init__()
-        self.backbone, self.optimizer_config = backbone, optimizer
-        self.head = torch.nn.Linear(backbone.embedding_dim, num_kinds)
+        if head not in ("linear", "words"):
+            raise ValueError(f"vision warm-up head: linear or words, got {head!r}")
+        self.backbone, self.optimizer_config, self.kind_head = backbone, optimizer, head
         self.losses: list[float] = []
+        if head == "linear":
+            self.head = torch.nn.Linear(backbone.embedding_dim, len(kinds))
+            return
+        tokenizer = backbone.processor.tokenizer
+        names = [tokenizer.encode(" " + name, add_special_tokens=False) for name in kinds]
+        width = max(len(ids) for ids in names)
+        self.register_buffer("name_ids", torch.tensor([ids + [ids[0]] * (width - len(ids)) for ids in names]), persistent=False)
+        self.register_buffer("name_mask", torch.tensor([[1.0] * len(ids) + [0.0] * (width - len(ids)) for ids in names]),
+                             persistent=False)
+        self.head = torch.nn.ParameterDict({"scale": torch.nn.Parameter(torch.tensor(10.0)),
+                                            "bias": torch.nn.Parameter(torch.zeros(len(kinds)))})
+
+    def kind_logits(self, embeds: torch.Tensor) -> torch.Tensor:
+        """``(B, L, K)`` every token's score for every kind."""
+        if self.kind_head == "linear":
+            return self.head(embeds)
+        table = self.backbone.input_embeddings().weight.detach()
+        words = (table[self.name_ids] * self.name_mask.unsqueeze(-1).to(table.dtype)).sum(1) / self.name_mask.sum(1, keepdim=True)
+        cosine = F.normalize(embeds.float(), dim=-1) @ F.normalize(words.float(), dim=-1).t()
+        return self.head["scale"] * cosine + self.head["bias"]
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         embeds = self.backbone.embed_inputs(batch)
         bags, labels = bag_targets(self.backbone.frame_index(batch), batch["objects"])
-        logits = bag_logits(self.head(embeds), bags, len(labels))
+        logits = bag_logits(self.kind_logits(embeds), bags, len(labels))
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         exact = ((logits > 0) == labels.bool()).all(dim=-1).float().mean()
         return loss, {"bag_exact": exact.detach()}
@@ -100,10 +129,10 @@ class VisionWarmupModule(L.LightningModule):
 
 
 def warm_up_vision(backbone: VideoBackbone, loader: Any, steps: int, optimizer: OptimizerConfig,
-                   num_kinds: int) -> list[float]:
+                   kinds: Sequence[str], head: Literal["linear", "words"] = "linear") -> list[float]:
     """``steps`` steps of :class:`VisionWarmupModule` on ``loader``'s batches (``collate_vision``), through a
     Lightning ``Trainer``; the loss of every step. ``backbone``'s tower and projector keep what they learn."""
-    module = VisionWarmupModule(backbone, num_kinds, optimizer)
+    module = VisionWarmupModule(backbone, kinds, optimizer, head)
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, loader)

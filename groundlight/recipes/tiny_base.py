@@ -62,6 +62,7 @@ class TinyBaseRecipe:
     max_eval_samples: int | None = None
     vision_warmup_steps: int = 0
     vision_warmup_lr: float = 3e-3
+    vision_warmup_head: str = "linear"
     family: str = "qwen2_5_vl"
 
 
@@ -140,7 +141,8 @@ def warm_up(backbone: Any, recipe: Any) -> list[float]:
                           recipe.batch_size, (recipe.frame_size,) * 2, 1.0, 40)
     loader = DataLoader(stream, batch_size=recipe.batch_size, collate_fn=partial(collate_vision, processor=backbone.processor))
     optimizer = OptimizerConfig(lr=recipe.vision_warmup_lr, warmup_steps=recipe.warmup_steps, schedule="cosine")
-    return window_means(warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, len(OBJECT_KINDS)))
+    return window_means(warm_up_vision(backbone, loader, recipe.vision_warmup_steps, optimizer, OBJECT_KINDS,
+                                       recipe.vision_warmup_head))
 
 
 def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):

@@ -80,6 +80,7 @@ class ProbeRecipe:
     eval_items: int = 256
     vision_warmup_steps: int = 0
     vision_warmup_lr: float = 3e-3
+    vision_warmup_head: str = "linear"
     family: str = "qwen2_5_vl"
 
 

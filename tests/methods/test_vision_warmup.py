@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -58,18 +59,38 @@ def test_visible_objects_follow_each_objects_interval():
     assert not visible_objects(dataclasses.replace(scene, objects=()), times).any()
 
 
-def test_warm_up_trains_the_tower_and_projector_only():
+@pytest.mark.parametrize("head", ["linear", "words"])
+def test_warm_up_trains_the_tower_and_projector_only(head):
     torch.manual_seed(0)
     tiny_backbone = Qwen25VLBackbone(tiny=TinyQwenConfig(), min_pixels=56 * 56, max_pixels=56 * 56)
     stream = VisionStream(tiny_backbone.processor, StreamOptions(), PromptTemplates(state_duration=False), 2)
     loader = DataLoader(stream, batch_size=2, collate_fn=partial(collate_vision, processor=tiny_backbone.processor))
     tower = [p.detach().clone() for p in tiny_backbone.vision_encoder().parameters()]
     text = tiny_backbone.input_embeddings().weight.detach().clone()
-    losses = warm_up_vision(tiny_backbone, loader, 3, OptimizerConfig(lr=1e-2), len(OBJECT_KINDS))
+    losses = warm_up_vision(tiny_backbone, loader, 3, OptimizerConfig(lr=1e-2), OBJECT_KINDS, head)
     assert len(losses) == 3 and min(losses) > 0  # one loss per step
     assert any(not torch.equal(a, b) for a, b in zip(tower, tiny_backbone.vision_encoder().parameters()))
     assert torch.equal(text, tiny_backbone.input_embeddings().weight)
-    module = VisionWarmupModule(tiny_backbone, len(OBJECT_KINDS))
+    module = VisionWarmupModule(tiny_backbone, OBJECT_KINDS, head=head)
     trained = {id(p) for p in module.trainable()}
     assert {id(p) for p in tiny_backbone.projector_parameters()} <= trained
     assert id(tiny_backbone.input_embeddings().weight) not in trained
+
+
+def test_the_words_head_scores_a_token_by_its_cosine_with_the_kind_names_mean_embedding():
+    """Kind k's score for a token is ``scale · cos(token, mean embedding of k's name tokens) + bias_k``: a token equal
+    to a kind's name embedding scores ``scale + bias`` for it, the highest of all kinds."""
+    torch.manual_seed(0)
+    backbone = Qwen25VLBackbone(tiny=TinyQwenConfig(), min_pixels=56 * 56, max_pixels=56 * 56)
+    kinds = ["red circle", "blue square", "green triangle"]
+    module = VisionWarmupModule(backbone, kinds, head="words")
+    tokenizer, table = backbone.processor.tokenizer, backbone.input_embeddings().weight.detach()
+    names = [table[tokenizer.encode(" " + kind, add_special_tokens=False)].mean(0) for kind in kinds]
+    with torch.no_grad():
+        module.head["bias"].copy_(torch.tensor([0.0, 1.0, -1.0]))
+        logits = module.kind_logits(torch.stack(names).unsqueeze(0) * 3.0)  # cosine ignores the length
+    assert logits.shape == (1, 3, 3)
+    assert torch.allclose(logits[0].diagonal(), torch.tensor([10.0, 11.0, 9.0]), atol=1e-4)
+    assert (logits[0].argmax(-1) == torch.arange(3)).all()
+    with pytest.raises(ValueError, match="linear or words"):
+        VisionWarmupModule(backbone, kinds, head="mlp")
