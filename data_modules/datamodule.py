@@ -81,12 +81,16 @@ class FragmentOptions:
         ratio: the fragment questions' share of each training epoch when they are mixed with other samples:
             every other sample is seen once per epoch, and ``ratio / (1 - ratio)`` times as many fragment questions
             are drawn (cycling through all of them over the epochs). ``None``: every sample once per epoch.
+        motion_index: a directory keeping each video's motion pass (``data_modules.video.MotionIndex``), shared by
+            epochs, runs and workers: the draws are the same, a video is only scored once. ``None``: score every
+            draw afresh.
     """
 
     sources: list[str] = field(default_factory=list)
     questions: FragmentConfig = field(default_factory=FragmentConfig)
     strategy: Strategy = "motion"
     ratio: float | None = None
+    motion_index: str | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -471,7 +475,8 @@ class GroundingDataModule(L.LightningDataModule):
         if unsupported := set(options) - {"on_bad_video", "cache"}:
             raise ValueError(f"{sorted(unsupported)} cannot be applied to fragment samples; leave the fragment tasks out")
         questions = FragmentDataset(fragments, self.processor, self.fragments.strategy, self.sampling.decode_size,
-                                    self.prompts, options["on_bad_video"], cache_draws=options["cache"])
+                                    self.prompts, options["on_bad_video"], cache_draws=options["cache"],
+                                    motion_index=self.fragments.motion_index)
         if not ordinary:
             return questions
         return TaskMix(VideoTaskDataset(ordinary, self.processor, self.sampling, self.prompts, **options), questions)

@@ -42,12 +42,20 @@ Three frame strategies choose *which* frames (``strategy``):
 ``MAX_CANDIDATES``, else that many evenly spaced): each candidate is converted to a small
 grey image for the motion pass and the decoded frame itself is held, so only the chosen
 ones are converted to RGB. Nothing is decoded twice.
+
+The motion scores depend on the video alone, so a ``MotionIndex`` (a directory) can keep each video's
+candidate times and scores across epochs, runs and workers; a video found there is not scored again, and only
+its chosen frames are decoded, the same frames a fresh pass picks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
+import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -366,6 +374,57 @@ def _distinct_ascending(indices: Sequence[int], total: int) -> list[int]:
     return out
 
 
+class MotionIndex:
+    """Each video's motion pass kept on disk: the candidate frames' times (seconds) and their motion scores.
+
+    One ``.npz`` per video, named by a hash of the resolved path, the file's size and modification time, and the
+    pass's settings (``MOTION_SIDE``, ``SSIM_WINDOW``, ``MAX_CANDIDATES``), so an edited or replaced video, or
+    other settings, are scored afresh. Written atomically (a temp file, then a rename), so workers and runs can
+    share a directory. An entry that cannot be read is scored again (logged) and rewritten.
+    """
+
+    VERSION = 1
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def entry(self, path: str | Path) -> Path:
+        """The file that holds (or would hold) ``path``'s pass."""
+        stat = os.stat(path)
+        identity = "|".join(str(part) for part in (
+            Path(path).resolve(), stat.st_size, stat.st_mtime_ns, MOTION_SIDE, SSIM_WINDOW, MAX_CANDIDATES, self.VERSION))
+        return self.directory / f"{hashlib.sha1(identity.encode()).hexdigest()}.npz"
+
+    def get(self, path: str | Path) -> tuple[list[float], np.ndarray] | None:
+        """``(times, scores)`` of the video's candidates, or ``None`` when it has not been scored."""
+        entry = self.entry(path)
+        if not entry.exists():
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as data:
+                times, scores = data["times"], data["scores"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            log.warning("%s: motion index entry %s unreadable (%s); scoring the video again", path, entry, error)
+            return None
+        if times.ndim != 1 or times.shape != scores.shape:
+            log.warning("%s: motion index entry %s holds %s times for %s scores; scoring the video again",
+                        path, entry, times.shape, scores.shape)
+            return None
+        return times.tolist(), scores
+
+    def put(self, path: str | Path, times: Sequence[float], scores: np.ndarray) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        entry = self.entry(path)
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{entry.stem}.", suffix=".npz")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, times=np.asarray(times, dtype=np.float64), scores=np.asarray(scores, dtype=np.float32))
+            os.replace(temporary, entry)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
 def salient_indices(motion: torch.Tensor | np.ndarray, count: int, rng: np.random.Generator | None = None) -> list[int]:
     """``count`` distinct ascending frame indices at the quantiles of ``sqrt(motion)``.
 
@@ -545,6 +604,7 @@ def read_video(
     strategy: Strategy = "uniform",
     rng: np.random.Generator | None = None,
     on_short: Literal["fewer", "raise"] = "fewer",
+    motion_index: MotionIndex | None = None,
 ) -> Clip:
     """Decode the frames on screen at the times ``sample_timestamps`` picks, or the frames a strategy picks.
 
@@ -562,6 +622,7 @@ def read_video(
             centres; for ``random``, the draw (default: seeded by the path, so reproducible).
         on_short: a ``motion``/``random`` video with fewer distinct frames than asked:
             ``"fewer"`` returns them all (logged), ``"raise"`` raises ``ShortVideoError``.
+        motion_index: for ``motion``, where each video's motion pass is kept (see ``MotionIndex``).
 
     Raises:
         VideoError: the file is missing, unreadable, corrupt, empty or has no video stream.
@@ -577,7 +638,8 @@ def read_video(
             if strategy == "uniform":
                 picked = _decode_targets(container, stream, info, targets, method)
             else:
-                picked = _select(path, (container, stream, info), len(targets), method, strategy, rng, on_short)
+                picked = _select(path, (container, stream, info), len(targets), method, strategy, rng, on_short,
+                                 motion_index)
             frames = _to_tensor(picked, size) if picked else None
             times = [_Timeline(stream).seconds(frame) for frame in picked]
             if picked and strategy == "uniform":
@@ -661,21 +723,40 @@ def _select(
     strategy: Strategy,
     rng: np.random.Generator | None,
     on_short: str,
+    index: MotionIndex | None = None,
 ) -> list[av.VideoFrame]:
-    """``count`` frames of one decode of the candidates, chosen by ``strategy``."""
+    """``count`` frames of one decode of the candidates, chosen by ``strategy``; with a motion ``index`` that
+    knows the video, the chosen candidates alone, decoded at their times."""
+    known = index.get(path) if index is not None and strategy == "motion" else None
+    if known is not None:
+        times, scores = known
+        if not times:
+            return []
+        chosen = salient_indices(scores, _drawable(path, len(times), count, on_short), rng)
+        return _decode_targets(*opened, [times[i] for i in chosen], method)
     candidates = _candidates(*opened, method)
     if not candidates:
         return []
-    if len(candidates) < count:
-        if on_short == "raise":
-            raise ShortVideoError(path, f"{len(candidates)} distinct frames, {count} asked")
-        log.warning("%s: %d distinct frames, %d asked; taking all of them", path, len(candidates), count)
-        count = len(candidates)
+    count = _drawable(path, len(candidates), count, on_short)
     if strategy == "random":
         chosen = random_indices(len(candidates), count, rng or np.random.default_rng(zlib.crc32(str(path).encode())))
     else:
-        chosen = salient_indices(motion_scores(_grey(candidates)), count, rng)
+        scores = motion_scores(_grey(candidates))
+        if index is not None:
+            timeline = _Timeline(opened[1])
+            index.put(path, [timeline.seconds(frame) for frame in candidates], scores.numpy())
+        chosen = salient_indices(scores, count, rng)
     return [candidates[i] for i in chosen]
+
+
+def _drawable(path: str | Path, available: int, count: int, on_short: str) -> int:
+    """How many distinct frames a draw takes: ``count``, or all ``available`` ones when fewer (``on_short``)."""
+    if available >= count:
+        return count
+    if on_short == "raise":
+        raise ShortVideoError(path, f"{available} distinct frames, {count} asked")
+    log.warning("%s: %d distinct frames, %d asked; taking all of them", path, available, count)
+    return available
 
 
 def _decode_targets(

@@ -47,7 +47,14 @@ from data_modules.formats.moments_in_time import read_moments_in_time
 from data_modules.formats.ssv2 import read_ssv2
 from data_modules.samples import FRAGMENT_TASKS, FrameSet, VideoSample
 from data_modules.tasks.prompts import PromptTemplates, mcq_prompt
-from data_modules.video import MAX_CANDIDATES, Strategy, VideoError, probe, read_video
+from data_modules.video import (
+    MAX_CANDIDATES,
+    MotionIndex,
+    Strategy,
+    VideoError,
+    probe,
+    read_video,
+)
 
 log = logging.getLogger(__name__)
 
@@ -397,12 +404,14 @@ def fragment_clip(
     strategy: Strategy = "motion",
     size: tuple[int, int] | None = None,
     cache: dict[tuple, torch.Tensor] | None = None,
+    motion_index: MotionIndex | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame sets concatenated in the order shown, with presentation timestamps.
 
     Each distinct ``(video, sample_size, seed)`` is decoded once, and kept in ``cache`` when
     one is given (for the next sample of the same video). Sets from videos of another size
-    are resized to the first set's size when ``size`` is ``None``.
+    are resized to the first set's size when ``size`` is ``None``. ``motion_index`` keeps each
+    video's motion pass across draws (``data_modules.video.MotionIndex``).
 
     Raises:
         VideoError: names the frame set (number, sample, video) that could not be decoded.
@@ -413,7 +422,7 @@ def fragment_clip(
         shape = size or (tuple(pieces[0].shape[1:3]) if pieces else None)
         key = (frame_set.video_path, frame_set.sample_size, frame_set.seed, strategy, shape)
         if key not in draws:
-            draws[key] = _draw(sample, number, frame_set, strategy, shape)
+            draws[key] = _draw(sample, number, frame_set, strategy, shape, motion_index)
             draws[(*key[:-1], tuple(draws[key].shape[1:3]))] = draws[key]  # the same draw, named by its size
         pieces.append(draws[key][list(frame_set.picks)])
     frames = torch.cat(pieces)
@@ -421,11 +430,11 @@ def fragment_clip(
 
 
 def _draw(sample: VideoSample, number: int, frame_set: FrameSet, strategy: Strategy,
-          size: tuple[int, int] | None) -> torch.Tensor:
+          size: tuple[int, int] | None, motion_index: MotionIndex | None = None) -> torch.Tensor:
     rng = None if frame_set.seed is None else np.random.default_rng(frame_set.seed)
     try:
         clip = read_video(frame_set.video_path, num_frames=frame_set.sample_size, size=size, strategy=strategy,
-                          rng=rng, on_short="raise")
+                          rng=rng, on_short="raise", motion_index=motion_index)
     except VideoError as error:
         problem = str(error).removeprefix(f"{error.path}: ")
         raise VideoError(error.path, f"frame set {number} of {sample.sample_id} "
@@ -448,15 +457,19 @@ class FragmentDataset(Dataset):
         on_bad_video: ``raise`` names the frame set; ``skip`` drops the sample and counts it.
         cache_draws: keep each video's decoded draw for its other questions (memory: one
             draw per video per worker, N*M frames at ``decode_size``).
+        motion_index: a directory keeping each video's motion pass across epochs, runs and workers
+            (``data_modules.video.MotionIndex``): a video scored once is not scored again.
     """
 
     def __init__(self, samples: Sequence[VideoSample], processor: Any, strategy: Strategy = "motion",
                  decode_size: tuple[int, int] | None = None, templates: PromptTemplates | None = None,
-                 on_bad_video: Literal["raise", "skip"] = "raise", cache_draws: bool = False) -> None:
+                 on_bad_video: Literal["raise", "skip"] = "raise", cache_draws: bool = False,
+                 motion_index: str | Path | None = None) -> None:
         self.samples, self.processor, self.strategy, self.decode_size = list(samples), processor, strategy, decode_size
         self.templates = replace(templates or PromptTemplates(), state_duration=False)
         self.on_bad_video = on_bad_video
         self._draws: dict[tuple, torch.Tensor] | None = {} if cache_draws else None
+        self.motion_index = None if motion_index is None else MotionIndex(motion_index)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -467,7 +480,7 @@ class FragmentDataset(Dataset):
 
         sample = self.samples[index]
         try:
-            frames, times = fragment_clip(sample, self.strategy, self.decode_size, self._draws)
+            frames, times = fragment_clip(sample, self.strategy, self.decode_size, self._draws, self.motion_index)
         except VideoError as error:
             if self.on_bad_video == "raise":
                 raise

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from data_modules import video
 from data_modules.samples import FRAGMENT_TASKS, FrameSet, VideoSample
 from data_modules.tasks import fragments
 from data_modules.tasks.fragments import (
@@ -247,3 +248,27 @@ def test_cached_draws_decode_each_video_once(two_videos, monkeypatch) -> None:
     items = [data[i] for i in range(len(data))]
     assert len(items) == 10
     assert sorted(calls) == sorted(two_videos)
+
+
+class _KeepFrames:
+    def prepare_video(self, frames: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        return frames
+
+
+def test_a_motion_index_leaves_the_training_items_unchanged_and_scores_each_video_once(two_videos, tmp_path,
+                                                                                        monkeypatch) -> None:
+    """Training draws (within bins, seeded per frame set) through a motion index: the same frames as without it,
+    and a second dataset over the same index (the next epoch, run or worker) scores no video again."""
+    build = build_fragment_samples(two_videos, FragmentConfig(max_frames=4), "train", frame_counts_of(two_videos))
+    plain = FragmentDataset(build.samples, _KeepFrames(), decode_size=(16, 16), cache_draws=True)
+    indexed = FragmentDataset(build.samples, _KeepFrames(), decode_size=(16, 16), cache_draws=True,
+                              motion_index=tmp_path / "index")
+    expected = torch.cat([plain[i]["visual"] for i in range(len(plain))])
+    scored = []
+    original = video.motion_scores
+    monkeypatch.setattr(video, "motion_scores", lambda grey, *a: scored.append(len(grey)) or original(grey, *a))
+    assert torch.equal(torch.cat([indexed[i]["visual"] for i in range(len(indexed))]), expected)
+    assert len(scored) == len(two_videos) == len(list((tmp_path / "index").glob("*.npz")))
+    again = FragmentDataset(build.samples, _KeepFrames(), decode_size=(16, 16), motion_index=tmp_path / "index")
+    assert torch.equal(torch.cat([again[i]["visual"] for i in range(len(again))]), expected)
+    assert len(scored) == len(two_videos)

@@ -170,3 +170,75 @@ def test_motion_grey_from_the_luma_plane_matches_a_conversion_to_grey(burst_vide
     rgb = [av.VideoFrame.from_ndarray(f.to_ndarray(format="rgb24"), format="rgb24") for f in frames[:3]]
     expected = np.stack([f.to_ndarray(format="gray", width=side, height=side, interpolation="AREA") for f in rgb])
     assert np.array_equal(video._grey(rgb).numpy(), expected)
+
+
+def _many_motions(seed: int) -> list[np.ndarray]:
+    """60 frames whose box moves by a different amount every frame, so that every frame scores differently."""
+    rng = np.random.default_rng(seed)
+    frames, x = [], 2
+    for _ in range(60):
+        x = (x + int(rng.integers(0, 6))) % 44
+        frame = np.full((64, 64, 3), 90, np.uint8)
+        frame[20:36, x : x + 16] = 250
+        frames.append(frame)
+    return frames
+
+
+def test_a_motion_index_gives_the_draws_of_a_fresh_pass_without_scoring_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first draw scores the video and keeps the pass; later draws, in training (within bins) and test (bin
+    centres), take exactly the frames and timestamps a fresh pass takes, decode only the chosen frames, and never
+    score the video again. Another strategy does not touch the index."""
+    path = _write(tmp_path / "moves.mp4", _many_motions(0))
+    index = video.MotionIndex(tmp_path / "index")
+    draws = [(6, None, None), (6, 3, None), (9, 4, (32, 32))]  # frames, rng seed (None: bin centres), size
+
+    def read(frames: int, seed: int | None, size: tuple[int, int] | None, **kwargs):
+        rng = None if seed is None else np.random.default_rng(seed)
+        return read_video(path, num_frames=frames, size=size, strategy="motion", rng=rng, **kwargs)
+
+    fresh = [read(*draw) for draw in draws]
+    first = read(*draws[0], motion_index=index)
+    assert torch.equal(first.frames, fresh[0].frames) and len(list(index.directory.glob("*.npz"))) == 1
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the indexed video was scored again")
+
+    decoded = []
+    original = video._decoded
+
+    def counting(container, stream):
+        for frame in original(container, stream):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video, "motion_scores", no_scoring)
+    monkeypatch.setattr(video, "_decoded", counting)
+    for draw, expected in zip(draws, fresh):
+        again = read(*draw, motion_index=index)
+        assert again.timestamps.tolist() == expected.timestamps.tolist()
+        assert torch.equal(again.frames, expected.frames)
+    assert fresh[1].timestamps.tolist() != fresh[0].timestamps.tolist(), "the draws must differ"
+    assert len(decoded) <= 3 * 60  # at most one pass over the video per draw
+    random = read_video(path, strategy="random", num_frames=6, motion_index=index)
+    assert len(random.timestamps) == 6 and len(list(index.directory.glob("*.npz"))) == 1
+
+
+def test_a_changed_video_or_an_unreadable_entry_is_scored_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _write(tmp_path / "moves.mp4", _many_motions(0))
+    index = video.MotionIndex(tmp_path / "index")
+    read_video(path, num_frames=6, strategy="motion", motion_index=index)
+    entry = index.entry(path)
+    times, scores = index.get(path)
+    assert entry.exists() and len(times) == len(scores) == 60
+    _write(path, _many_motions(1))  # the same name, another video
+    assert index.entry(path) != entry and index.get(path) is None
+    replaced = read_video(path, num_frames=6, strategy="motion", motion_index=index)
+    assert replaced.timestamps.tolist() == read_video(path, num_frames=6, strategy="motion").timestamps.tolist()
+    index.entry(path).write_bytes(b"not an npz")
+    with caplog.at_level(logging.WARNING, logger="data_modules.video"):
+        assert index.get(path) is None
+        again = read_video(path, num_frames=6, strategy="motion", motion_index=index)
+    assert "unreadable" in caplog.text and again.timestamps.tolist() == replaced.timestamps.tolist()
+    assert index.get(path) is not None, "the entry is rewritten"
+    assert not list(index.directory.glob(".*")), "no temp file left behind"
