@@ -7,6 +7,9 @@ answered in free text (``open_qa``), so a failure points at one missing skill:
 * ``caption``: "What object appears in the video?" → ``the red circle``: colour and shape.
 * ``presence``: "A red circle appears in the video. True or false?", true for the clip's object and false for
   another (colour, shape) in equal measure: the query must be matched against the video (binding).
+* ``presence_text``: ``presence`` with the clip's object also written in the prompt ("The video shows a blue
+  square."): the same comparison with both sides in text. A diagnostic: it tells a language model that cannot
+  compare two names from one that cannot read the name off the video.
 * ``detect``: the same statement, always naming the clip's object, false when the object is taken out of the
   clip (an empty video): "is anything there?", with no matching needed.
 * ``when``: the benchmark's moment-retrieval question about the clip's only object ("from 3s to 8s"): reading
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-PROBES = ("colour", "caption", "presence", "detect", "when")
+PROBES = ("colour", "caption", "presence", "presence_text", "detect", "when")
 EVAL_OFFSET = 10**8
 """Held-out clips are stream items from this index on; training never reaches it."""
 
@@ -61,6 +64,9 @@ def probe_question(probe: str, scene: Any, index: int) -> tuple[Any, str, str]:
         kinds = [(c, s) for c in COLOURS for s in SHAPES if (c, s) != (obj.colour, obj.shape)]
         shown, answer = ((obj.colour, obj.shape), "true") if rng.random() < 0.5 else (rng.choice(kinds), "false")
         return scene, f"A {shown[0]} {shown[1]} appears in the video. True or false?", answer
+    if probe == "presence_text":
+        scene, question, answer = probe_question("presence", scene, index)
+        return scene, f"The video shows a {obj.colour} {obj.shape}. {question}", answer
     raise ValueError(f"unknown probe {probe!r}: one of {PROBES}")
 
 

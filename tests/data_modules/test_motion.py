@@ -117,7 +117,8 @@ def test_motion_strategy_picks_the_moving_frames(burst_video: Path) -> None:
     assert salient.frames.shape == (4, 64, 64, 3)
 
 
-def test_motion_pass_decodes_each_frame_once(burst_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pts of every frame the reader decodes from here on."""
     decoded = []
     original = video._decoded
 
@@ -127,6 +128,11 @@ def test_motion_pass_decodes_each_frame_once(burst_video: Path, monkeypatch: pyt
             yield frame
 
     monkeypatch.setattr(video, "_decoded", counting)
+    return decoded
+
+
+def test_motion_pass_decodes_each_frame_once(burst_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = _count_decoded(monkeypatch)
     read_video(burst_video, num_frames=6, strategy="motion", size=(32, 32))
     assert len(decoded) == len(set(decoded)) <= 40
 
@@ -204,16 +210,8 @@ def test_a_motion_index_gives_the_draws_of_a_fresh_pass_without_scoring_again(
     def no_scoring(*args, **kwargs):
         raise AssertionError("the indexed video was scored again")
 
-    decoded = []
-    original = video._decoded
-
-    def counting(container, stream):
-        for frame in original(container, stream):
-            decoded.append(frame.pts)
-            yield frame
-
     monkeypatch.setattr(video, "motion_scores", no_scoring)
-    monkeypatch.setattr(video, "_decoded", counting)
+    decoded = _count_decoded(monkeypatch)
     for draw, expected in zip(draws, fresh):
         again = read(*draw, motion_index=index)
         assert again.timestamps.tolist() == expected.timestamps.tolist()

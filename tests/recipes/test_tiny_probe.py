@@ -37,6 +37,8 @@ def test_probe_questions_name_the_clip_object_and_presence_is_balanced():
         assert (answer == "true") == question.startswith(named), (index, question, answer)
         assert probe_question("presence", scene, index) == (scene, question, answer)  # seeded by the index
         truths[answer] += 1
+        written = probe_question("presence_text", scene, index)
+        assert written == (scene, f"The video shows a {obj.colour} {obj.shape}. {question}", answer)
         shown, question, answer = probe_question("detect", scene, index)
         assert question.startswith(named) and shown.objects == (() if answer == "false" else scene.objects)
     assert 170 <= truths["true"] <= 230, truths
