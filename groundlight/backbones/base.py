@@ -311,16 +311,21 @@ class ContinuedOutput:
 
     def hidden_state(self, index: int) -> torch.Tensor:
         """``hidden_states[index]`` ``(B, L, D)`` in the batch's layout (zeros at its padding)."""
-        parts = ((self.first[index], self.first_columns), (self.second[index], self.second_columns))
-        rows = self.first_columns.shape[0]
         length = int(max(self.first_columns.max(), self.second_columns.max())) + 1
-        reference = self.first[index]
-        out = reference.new_zeros(rows, length, reference.shape[-1])
-        for states, columns in parts:
-            valid = columns >= 0
-            row = torch.arange(rows, device=columns.device).unsqueeze(1).expand_as(columns)
-            out[row[valid], columns[valid]] = states[valid]
-        return out
+        out = in_batch_layout(self.first[index], self.first_columns, length)
+        return in_batch_layout(self.second[index], self.second_columns, length, out=out)
+
+
+def in_batch_layout(states: torch.Tensor, columns: torch.Tensor, length: int, start: int = 0,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, W, ...)`` states of a re-laid-out part → ``(B, length - start, ...)``: each at its batch column
+    (``columns`` ``(B, W)``, ``-1`` for padding) from ``start`` on, zeros elsewhere; written into ``out`` when given
+    (out of place, so gradients reach both)."""
+    if out is None:
+        out = states.new_zeros(states.shape[0], length - start, *states.shape[2:])
+    valid = columns >= start
+    rows = torch.arange(columns.shape[0], device=columns.device).unsqueeze(1).expand_as(columns)
+    return out.index_put((rows[valid], columns[valid] - start), states[valid])
 
 
 class _LayerReached(Exception):

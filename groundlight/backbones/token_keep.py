@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from transformers import DynamicCache
 
-from groundlight.backbones.base import ContinuedOutput, KeptOutput
+from groundlight.backbones.base import ContinuedOutput, KeptOutput, in_batch_layout
 from groundlight.ops import IGNORE_INDEX, mask_columns
 
 StepHook = Callable[[int, torch.Tensor, tuple[torch.Tensor, ...]], torch.Tensor | None]
@@ -161,7 +161,7 @@ class TokenKeep:
         the same computation as one pass; gradients reach the first part through the cache. Results come back in
         the batch's own (left-padded) layout."""
         attention = batch["attention_mask"].bool()
-        rows, length = attention.shape
+        length = attention.shape[1]
         split = split.to(attention.device).long()
         padding = length - attention.sum(1)
         if not torch.equal(attention, torch.arange(length, device=attention.device) >= padding.unsqueeze(1)):
@@ -179,15 +179,6 @@ class TokenKeep:
         columns = torch.cat([first, second], dim=1)
         inputs = self.kept_inputs(batch, self.embed_inputs(batch), attention, columns=columns)
         sequence, positions, mask = inputs["inputs_embeds"], inputs["position_ids"], inputs["attention_mask"]
-        row_index = torch.arange(rows, device=split.device).unsqueeze(1)
-
-        def original(states: torch.Tensor, part: torch.Tensor, start: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
-            """``(B, part width, ...)`` → ``(B, length - start, ...)``: each state at its original column (from
-            ``start`` on), zeros elsewhere; into ``out`` when given."""
-            if out is None:
-                out = states.new_zeros(rows, length - start, *states.shape[2:])
-            valid = part >= start
-            return out.index_put((row_index.expand_as(part)[valid], part[valid] - start), states[valid])
 
         # logits: the last `logits_to_keep` original columns; some may lie in the first part
         from_first = int((split - padding.clamp(min=length - logits_to_keep)).clamp(min=0).max())
@@ -199,7 +190,7 @@ class TokenKeep:
                 output_hidden_states=True,
             )
             rest = sequence[:, first_width:]
-            extra = continuation(lambda index: original(head.hidden_states[index], first))
+            extra = continuation(lambda index: in_batch_layout(head.hidden_states[index], first, length))
             if extra is not None:
                 rest = rest + extra.gather(1, second.clamp(min=0).unsqueeze(-1).expand(-1, -1, extra.shape[-1])).mul(
                     (second >= 0).unsqueeze(-1)).to(rest.dtype)
@@ -208,9 +199,9 @@ class TokenKeep:
                 cache=cache, use_cache=True, logits_to_keep=second_width, output_hidden_states=True,
             )
         start = length - logits_to_keep
-        logits = original(tail.logits, second, start)
+        logits = in_batch_layout(tail.logits, second, length, start)
         if from_first:
-            logits = original(head.logits[:, -from_first:], first[:, first_width - from_first :], start, logits)
+            logits = in_batch_layout(head.logits[:, -from_first:], first[:, first_width - from_first :], length, start, logits)
         return ContinuedOutput(logits, tuple(head.hidden_states), tuple(tail.hidden_states), first, second)
 
     def kept_context(self, inputs: dict[str, Any]) -> AbstractContextManager:
