@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
 
 from data_modules.formats._records import AnnotationSkips
+from data_modules.handoff import one_storage
 from data_modules.readers import read_task_split
 from data_modules.samples import FRAGMENT_TASKS, VideoSample
 from data_modules.tasks import PromptTemplates
@@ -173,7 +174,8 @@ class VideoTaskDataset(Dataset):
 
 def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answer: bool) -> dict[str, Any] | None:
     """Collate through the backbone's processor; skipped videos are counted in ``skipped_videos``, and by kind
-    (:class:`~data_modules.faults.Fault` names) in ``skipped_faults``."""
+    (:class:`~data_modules.faults.Fault` names) in ``skipped_faults``. In a DataLoader worker, the batch's tensors
+    are views of one shared-memory block (:func:`~data_modules.handoff.one_storage`): one handoff per batch."""
     kept = [item for item in items if "skipped" not in item]
     skipped = len(items) - len(kept)
     faults = dict(Counter(str(item["fault"]) for item in items if "skipped" in item))
@@ -188,7 +190,7 @@ def collate_items(items: list[dict[str, Any] | None], processor: Any, with_answe
     batch["visuals"] = [item["visual"] for item in kept]  # a method may re-collate the videos with other prompts
     batch["skipped_videos"] = skipped
     batch["skipped_faults"] = faults
-    return batch
+    return one_storage(batch) if get_worker_info() is not None else batch
 
 
 class EpochShuffleSampler(Sampler[int]):

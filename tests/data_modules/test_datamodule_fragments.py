@@ -124,3 +124,19 @@ def test_one_training_task_still_tests_on_all_five_and_on_the_same_questions(syn
     assert dm.read("test") == every.read("test") and {s.task for s in dm.read("test")} == set(FRAGMENT_TASKS)
     disorder = [s for s in every.read("train") if s.task == "fragment_disorder"]
     assert dm.read("train") == disorder
+
+
+def test_a_worker_hands_over_the_same_batch_in_one_shared_block(synth_dir, tiny_backbone):
+    def first_batch(workers: int) -> dict:
+        dm = datamodule(synth_dir, tiny_backbone, tasks=["fragments"], eval_tasks=["fragments"], max_eval_samples=3,
+                        eval_batch_size=3, fragments=FragmentOptions(sources=["charades_sta"]), num_workers=workers)
+        dm.setup("test")
+        return next(iter(dm.test_dataloader()))
+
+    inline, handed = first_batch(0), first_batch(1)
+    tensors = {k: v for k, v in handed.items() if isinstance(v, torch.Tensor)}
+    assert len(tensors) >= 5 and all(torch.equal(v, inline[k]) for k, v in tensors.items())
+    pixels = [v.pixel_values for v in handed["visuals"]]
+    assert all(torch.equal(a, b.pixel_values) for a, b in zip(pixels, inline["visuals"]))
+    assert len({t.untyped_storage().data_ptr() for t in [*tensors.values(), *pixels]}) == 1
+    assert [s.sample_id for s in handed["samples"]] == [s.sample_id for s in inline["samples"]]
