@@ -15,8 +15,9 @@ over a drifting gradient. Times are medians of interleaved repeats (the machine 
   (``FragmentDataset(cache_draws=True)``); generation alone (probing frame counts) is
   reported beside them.
 - ``data_time_fraction``: the training loop's wait for its next batch as a share of the whole step, SF2T on the tiny
-  model at batch 4 through the datamodule with its default worker count (``_data_time``). Goal < 0.10. Beside it,
-  ``..._motion_index_warm``: the same through a motion index filled by an earlier pass (``FragmentOptions.motion_index``).
+  model at batch 4 through the datamodule with the SF2T configs' worker count (``experiments/sf2t/synth_sft.yaml``'s
+  ``num_workers``, ``_data_time``). Goal < 0.10. Beside it, ``..._motion_index_warm``: the same through a motion index
+  filled by an earlier pass (``FragmentOptions.motion_index``), and ``..._in_process``: the same without workers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,18 @@ CLIPS = {"ssv2_like": (4, 12, 320, 240), "mit_like": (3, 30, 340, 256)}
 DRAW = 15
 """Frames per video draw: N = 3 fragments of M = 5."""
 DECODE_SIZE = (112, 112)
+SF2T_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "sf2t" / "synth_sft.yaml"
+"""The config every SF2T synth run includes; its ``data.init_args.num_workers`` is the worker count benchmarked."""
+
+
+def config_workers(path: Path = SF2T_CONFIG) -> int:
+    """``data.init_args.num_workers`` of an experiment config (dotted or nested), 0 when it leaves the default."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if "data.init_args.num_workers" in config:
+        return int(config["data.init_args.num_workers"])
+    return int(((config.get("data") or {}).get("init_args") or {}).get("num_workers", 0))
 
 
 def write_clip(path: Path, seconds: int, fps: int, width: int, height: int, seed: int) -> Path:
@@ -117,19 +130,20 @@ def _fragment_rates(videos: list[str], repeats: int) -> dict[str, float]:
             "generated_samples_per_second": round(generation, 1), "samples": len(samples)}
 
 
-def _data_time(steps: int = 16, warmup: int = 4, batch_size: int = 4, num_workers: int = 0,
+def _data_time(steps: int = 32, warmup: int = 8, batch_size: int = 4, num_workers: int | None = None,
                warm_index: bool = False) -> dict[str, float]:
     """``data_time_fraction``: the training loop's wait for its next batch over the whole step (wait + forward +
     backward + optimizer), SF2T's fragment questions on a small generated benchmark through the datamodule the
-    configs use (``experiments/base/data/synth.yaml``'s sampling and caching, the datamodule's default worker
-    count), the tiny Qwen2.5-VL at batch 4; the first ``warmup`` steps are left out. ``warm_index``: through a
-    motion index that an earlier pass over the training questions filled (a later epoch, or a later run)."""
+    configs use (``experiments/base/data/synth.yaml``'s sampling and caching; ``num_workers`` defaults to the SF2T
+    configs' count), the tiny Qwen2.5-VL at batch 4; the first ``warmup`` steps are left out. ``warm_index``: through
+    a motion index that an earlier pass over the training questions filled (a later epoch, or a later run)."""
     from data_modules.datamodule import FragmentOptions, FrameSampling, GroundingDataModule
     from data_modules.synthetic import generate
     from data_modules.tasks import PromptTemplates
     from groundlight.backbones.qwen2_5_vl import Qwen25VLBackbone, TinyQwenConfig
     from groundlight.methods.sf2t import SF2TModule
 
+    num_workers = config_workers() if num_workers is None else num_workers
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, seed=0, n_train=steps * batch_size // 5 + 4, n_val=2, n_test=2, max_duration=20)
         index = str(Path(tmp) / "motion_index") if warm_index else None
@@ -181,6 +195,8 @@ def run(out_dir: Path, repeats: int = 5, videos_per_kind: int = 4) -> dict:
         "samples": rates["samples"],
         **_data_time(),
         **{f"{key}_motion_index_warm": value for key, value in _data_time(warm_index=True).items()
+           if key in ("data_time_fraction", "data_seconds_per_step", "step_seconds")},
+        **{f"{key}_in_process": value for key, value in _data_time(num_workers=0).items()
            if key in ("data_time_fraction", "data_seconds_per_step", "step_seconds")},
         "draw_frames": DRAW,
         "decode_size": list(DECODE_SIZE),
