@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from groundlight.analysis.grounding import bootstrap, query_grounding, window_iou
+
 TARGETS = {"mIoU": 0.55, "R1@0.5": 0.55, "named_mIoU": 0.5, "named_minus_other": 0.25, "mcq_over_majority": 0.15}
 FAMILIES = {"qwen2_5_vl": ("Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration", "Qwen25VLBackbone"),
             "qwen3_vl": ("Qwen3-VL", "Qwen3VLForConditionalGeneration", "Qwen3VLBackbone")}
@@ -163,41 +165,6 @@ def pretrain(recipe: TinyBaseRecipe, data_dir: Path, out_dir: Path):
     )
     trainer.fit(module, datamodule, ckpt_path=str(last) if last.exists() else None)
     return trainer, module, datamodule
-
-
-def bootstrap(values: np.ndarray) -> dict[str, float]:
-    """Mean and 95 % bootstrap interval over questions (``groundlight.analysis.stats``), with the question count."""
-    from groundlight.analysis.stats import interval
-
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    result = interval(values[None, :])
-    return {key: result[key] for key in ("mean", "ci_low", "ci_high")} | {"n": len(values)}
-
-
-def window_iou(pred: Any, window: tuple[float, float]) -> float:
-    """IoU of a parsed prediction (``None`` when unparseable: 0) with one window, as the metric scores it."""
-    from groundlight.metrics.moment import MomentRetrieval
-
-    return MomentRetrieval().question_scores(pred, [window])["mIoU"]
-
-
-def query_grounding(meta: dict, target_pred: dict[str, Any], swap_pred: dict[str, Any]) -> tuple[list[float], list[float]]:
-    """Per distractor clip, twice: the target's query against the target's window (named) and the first
-    distractor's (other), then the distractor's query (``query_swap_samples``) against its own window
-    (named) and the target's (other)."""
-    named, other = [], []
-    for vid, pred in target_pred.items():
-        objects = meta["videos"][vid]["objects"]
-        distractors = [o for o in objects if o["role"] == "distractor"]
-        if not distractors or vid not in swap_pred:
-            continue
-        target = tuple(next(o for o in objects if o["role"] == "target")["interval"])
-        distractor = tuple(distractors[0]["interval"])
-        named += [window_iou(pred, target), window_iou(swap_pred[vid], distractor)]
-        other += [window_iou(pred, distractor), window_iou(swap_pred[vid], target)]
-    return named, other
 
 
 def predictions(trainer, module, datamodule, samples) -> list[dict]:

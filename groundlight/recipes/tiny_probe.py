@@ -173,7 +173,7 @@ def train_phase(module: Any, probe: str, steps: int, first_item: int, recipe: Pr
 def score(sample: Any, text: str) -> float:
     """IoU of a parsed moment (0 when unparseable) for ``when``; exact match of the answer text otherwise."""
     from groundlight.metrics.tasks import parse_prediction
-    from groundlight.recipes.tiny_base import window_iou
+    from groundlight.analysis.grounding import window_iou
 
     if sample.task == "moment_retrieval":
         return window_iou(parse_prediction(sample, text), sample.windows[0])
@@ -196,7 +196,7 @@ def control(probe: str, recipe: ProbeRecipe, first_item: int, count: int) -> Any
 
 def control_score(answer: Any, sample: Any) -> float:
     if sample.task == "moment_retrieval":
-        from groundlight.recipes.tiny_base import window_iou
+        from groundlight.analysis.grounding import window_iou
 
         return window_iou(answer.predict(sample.duration), sample.windows[0])
     return float(answer == sample.answer_text)
@@ -207,7 +207,7 @@ def evaluate_phase(module: Any, probe: str, recipe: ProbeRecipe, no_model: Any) 
     import torch
 
     from data_modules.datamodule import collate_items
-    from groundlight.recipes.tiny_base import bootstrap
+    from groundlight.analysis.grounding import bootstrap
 
     stream = probe_stream(module.backbone.processor, probe, recipe, EVAL_OFFSET)
     items = [stream.item(EVAL_OFFSET + i) for i in range(recipe.eval_items)]

@@ -9,14 +9,9 @@ import re
 import numpy as np
 import torch
 
+from groundlight.analysis.grounding import bootstrap, query_grounding
 from groundlight.recipes import tiny_base
-from groundlight.recipes.tiny_base import (
-    ASSET,
-    WEIGHTS,
-    bootstrap,
-    query_grounding,
-    sha256,
-)
+from groundlight.recipes.tiny_base import ASSET, WEIGHTS, sha256
 
 META = {"videos": {
     "test_00000": {"objects": [{"role": "target", "interval": [2, 6]}, {"role": "distractor", "interval": [8, 12]}]},

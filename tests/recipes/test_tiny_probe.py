@@ -10,8 +10,8 @@ import pytest
 
 from data_modules.stream import StreamOptions, stream_scene
 from data_modules.synthetic import COLOURS
+from groundlight.analysis.grounding import window_iou
 from groundlight.recipes import tiny_probe
-from groundlight.recipes.tiny_base import window_iou
 from groundlight.recipes.tiny_probe import (
     control,
     control_score,
