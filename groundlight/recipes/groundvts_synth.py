@@ -1,10 +1,11 @@
 """``groundlight recipe groundvts-synth``: the GroundVTS chain and its Table-5 variants on the embedded benchmark.
 
 Per seed, under ``<root>/seed<N>/``: stage 1 (the paper's recipe, capped at ``--stage1-steps``), stage 2 from stage 1's
-checkpoint and each Table-5 variant's stage 3 from the same stage-2 checkpoint, stage 2 and the variants with the tiny
-model's budget overlay (``--budget``); each variant is tested; the token-level model predicts and
+checkpoint and each Table-5 variant's stage 3 from the same stage-2 checkpoint, all from groundlight-tiny, stage 2 and
+the variants with the fine-tuning budget overlay (``--budget``); each variant is tested; the token-level model predicts and
 ``groundlight analyze vts`` draws its kept-token density and gathers ``seed<N>/summary.json``. Then
-``groundlight analyze vts-seeds`` writes ``<root>/summary.json`` over the seeds.
+``groundlight analyze vts-seeds`` writes ``<root>/summary.json`` over the seeds, with intervals over questions × seeds
+and the best constant window scored on the same questions.
 
     groundlight recipe groundvts-synth --seeds 0 1
     groundlight recipe groundvts-synth --seeds 2 --no-report --fit-args '--trainer.max_steps 2'
@@ -85,7 +86,8 @@ def run(chain: Chain, args: argparse.Namespace) -> None:
     chain.ensure(args.data_dir, ["data", "synth", "--out", args.data_dir, "--seed", "0"])
     summaries = [seed_chain(chain, seed, args) for seed in args.seeds]
     if not args.no_report:
-        chain.run("report", ["analyze", "vts-seeds", "--root", args.root, "--seeds", *args.seeds],
+        chain.run("report", ["analyze", "vts-seeds", "--root", args.root, "--seeds", *args.seeds, "--data-dir", args.data_dir,
+                             "--max-eval-samples", 150],
                   outputs=[f"{args.root}/summary.json"], after=summaries)
 
 
