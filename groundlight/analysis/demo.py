@@ -1,10 +1,12 @@
-"""``groundlight demo``: train the tiny model on the embedded benchmark and compare it with controls.
+"""``groundlight demo``: fine-tune groundlight-tiny on the embedded benchmark and compare it with the base and controls.
 
-Rows: the trained model, the same model untrained, the best constant window (fitted on
-the train windows; majority answer for multiple choice), text only (the trained model on
-blank frames), shuffled video (each question scored on another clip) and query swap (the
-question names a distractor in the same clip and is scored against the distractor's
-window). Writes ``runs/demo/summary.json`` and ``runs/demo/demo.png``.
+Rows: the fine-tuned model, the base it started from (the same model before fine-tuning), the best constant window
+(fitted on the train windows; majority answer for multiple choice), text only (the fine-tuned model on blank
+frames), shuffled video (each question scored on another clip) and query swap (the question names a distractor in
+the same clip and is scored against the distractor's window). ``query_grounding`` scores the base and the
+fine-tuned model on both sides of each distractor clip (the named object's window against the other's, as the
+base's card does), and ``intervals`` holds each model's mIoU, R1@0.5 and MCQ accuracy with 95 % bootstrap
+intervals over the questions. Writes ``runs/demo/summary.json``, ``predictions.jsonl`` and ``demo.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from data_modules.samples import VideoSample
+import numpy as np
+
 from groundlight.analysis.controls import constant_scores, durations_of, scores
+from groundlight.analysis.grounding import bootstrap, query_grounding, window_iou
 from groundlight.io import write_json_atomic, write_jsonl_atomic
 from groundlight.metrics.tasks import parse_prediction
 from groundlight.viz import save_figure
@@ -29,23 +34,54 @@ DEMO_CONFIG = "experiments/demo/synth.yaml"
 
 
 def model_scores(trainer, model, datamodule, samples, **overrides) -> tuple[dict[str, float], list[dict]]:  # noqa: ANN001
-    """Generate for ``samples`` with ``model`` through the normal predict path, then score."""
+    """Generate for ``samples`` with ``model`` through the normal predict path, then score; each record gains its
+    ``parsed`` answer."""
     batches = trainer.predict(model, dataloaders=datamodule.eval_loader(samples, **overrides))
     records = [r for batch in batches for r in batch]
     by_id = {s.sample_id: s for s in samples}
     kept = [by_id[r["sample_id"]] for r in records]
-    return scores(kept, [parse_prediction(s, r["prediction"]) for s, r in zip(kept, records)]), records
+    parsed = [parse_prediction(s, r["prediction"]) for s, r in zip(kept, records)]
+    for record, answer in zip(records, parsed):
+        record["parsed"] = answer
+    return scores(kept, parsed), records
+
+
+def question_intervals(samples: Sequence[VideoSample], records: list[dict]) -> dict[str, dict[str, float]]:
+    """mIoU and R1@0.5 over the moment-retrieval questions and accuracy over the MCQ ones, each with its interval."""
+    parsed = {r["sample_id"]: r["parsed"] for r in records}
+    moments = [s for s in samples if s.windows and s.sample_id in parsed]
+    choices = [s for s in samples if s.answer_index is not None and s.sample_id in parsed]
+    out = {}
+    if moments:
+        ious = np.array([window_iou(parsed[s.sample_id], s.windows[0]) for s in moments])
+        out |= {"mIoU": bootstrap(ious), "R1@0.5": bootstrap(ious >= 0.5)}
+    if choices:
+        out["mcq_accuracy"] = bootstrap(np.array([parsed[s.sample_id] == s.answer_index for s in choices], dtype=float))
+    return out
+
+
+def grounding_rows(meta: dict, test: Sequence[VideoSample], swaps: Sequence[VideoSample], records: list[dict],
+                   swap_records: list[dict]) -> dict[str, dict[str, float]]:
+    """``named_mIoU``, ``other_mIoU`` and their difference, with intervals, on the clips with a distractor."""
+    def by_video(samples: Sequence[VideoSample], rows: list[dict]) -> dict[str, Any]:
+        parsed = {r["sample_id"]: r["parsed"] for r in rows}
+        return {s.meta["vid"]: parsed[s.sample_id] for s in samples if s.windows and s.sample_id in parsed}
+
+    named, other = query_grounding(meta, by_video(test, records), by_video(swaps, swap_records))
+    named, other = np.array(named), np.array(other)
+    return {"named_mIoU": bootstrap(named), "other_mIoU": bootstrap(other), "named_minus_other": bootstrap(named - other)}
 
 
 def shuffled_videos(samples: Sequence[VideoSample], seed: int) -> list[VideoSample]:
-    """Each question paired with another clip's video (a derangement over distinct videos)."""
+    """Each question paired with another clip's video (a derangement over distinct videos). The question's annotated
+    duration is dropped: it belongs to its own clip, and would fail the loader's duration check on the other one."""
     videos = sorted({s.video_path for s in samples})
     rng = random.Random(seed)
     target = videos[:]
     while len(videos) > 1 and any(a == b for a, b in zip(videos, target)):
         rng.shuffle(target)
     swap = dict(zip(videos, target))
-    return [dataclasses.replace(s, video_path=swap[s.video_path]) for s in samples]
+    return [dataclasses.replace(s, video_path=swap[s.video_path], duration=None) for s in samples]
 
 
 def print_table(rows: dict[str, dict[str, float]]) -> str:
@@ -69,7 +105,7 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
     names = list(rows)
     for ax, column in zip(axes, COLUMNS):
         values = [rows[n].get(column, float("nan")) for n in names]
-        ax.barh(names, values, color=["tab:green" if n == "trained" else "tab:gray" for n in names])
+        ax.barh(names, values, color=[{"fine_tuned": "tab:green", "base": "tab:blue"}.get(n, "tab:gray") for n in names])
         ax.set_xlim(0, 1)
         ax.set_title(column)
         ax.invert_yaxis()
@@ -92,7 +128,7 @@ def ensure_data(data_dir: Path, seed: int, sizes: tuple[int, int, int], max_dura
 
 def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int, int, int], max_duration: int,
         extra: list[str]) -> dict[str, Any]:
-    from data_modules.synthetic import query_swap_samples
+    from data_modules.synthetic import load_meta, query_swap_samples
     from groundlight.cli import lightning_main
 
     start = time.time()
@@ -101,20 +137,29 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
             "--experiment", "demo", *extra]
     cli = lightning_main(args, run=False)
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
-    untrained = copy.deepcopy(model)
+    base = copy.deepcopy(model)
     trainer.fit(model, datamodule)
-    print(f"trained in {time.time() - start:.0f} s", flush=True)
+    print(f"fine-tuned in {time.time() - start:.0f} s", flush=True)
     test, train = datamodule.read("test", datamodule.max_eval_samples), datamodule.datasets["fit"].samples
+    swaps = query_swap_samples(data_dir, "test")[: datamodule.max_eval_samples]
     durations = {s.video_path: s.duration for s in [*train, *test]} | durations_of([*train, *test])
     rows: dict[str, dict[str, float]] = {}
-    rows["trained"], records = model_scores(trainer, model, datamodule, test)
-    rows["untrained"], _ = model_scores(trainer, untrained, datamodule, test)
+    rows["fine_tuned"], records = model_scores(trainer, model, datamodule, test)
+    rows["base"], base_records = model_scores(trainer, base, datamodule, test)
     rows["constant_window"] = constant_scores(train, test, durations)
     rows["text_only"], _ = model_scores(trainer, model, datamodule, test, blank_frames=True, cache=False)
     rows["shuffled_video"], _ = model_scores(trainer, model, datamodule, shuffled_videos(test, seed), cache=False)
-    rows["query_swap"], _ = model_scores(trainer, model, datamodule, query_swap_samples(data_dir, "test")[: datamodule.max_eval_samples])
+    rows["query_swap"], swap_records = model_scores(trainer, model, datamodule, swaps)
+    _, base_swap_records = model_scores(trainer, base, datamodule, swaps)
     print_table(rows)
-    summary = {**rows, "wall_seconds": round(time.time() - start, 1), "config": config, "seed": seed}
+    meta = load_meta(data_dir)
+    grounding = {"base": grounding_rows(meta, test, swaps, base_records, base_swap_records),
+                 "fine_tuned": grounding_rows(meta, test, swaps, records, swap_records)}
+    intervals = {"base": question_intervals(test, base_records), "fine_tuned": question_intervals(test, records)}
+    for name, values in grounding.items():
+        print(f"{name:<16}" + "".join(f"  {k} {v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in values.items()))
+    summary = {**rows, "query_grounding": grounding, "intervals": intervals, "wall_seconds": round(time.time() - start, 1),
+               "config": config, "seed": seed}
     write_json_atomic(out_dir / "summary.json", summary)
     write_jsonl_atomic(out_dir / "predictions.jsonl", records)
     plot(rows, out_dir / "demo.png")
