@@ -1,6 +1,6 @@
 """``groundlight recipe sf2t-synth``: base vs SF2T vs SFT vs SF2T-then-SFT, and SF2T's sampling ablation, on synth.
 
-Per seed, under ``<root>/seed<N>/``: the base model (``synth_sft.yaml``'s seeded initial weights, not fine-tuned)
+Per seed, under ``<root>/seed<N>/``: the base model (groundlight-tiny, ``synth_sft.yaml``'s initial weights, not fine-tuned)
 tested; SF2T (``synth.yaml``) and SFT (``synth_sft.yaml``) fitted from the same init and budget, and tested; the SFT
 stage after SF2T (``synth_then_sft.yaml``, ``init_from`` SF2T's checkpoint: the paper's order) fitted and tested;
 SF2T with each other frame strategy (``sf2t_<strategy>/``) fitted and tested. Every test asks the same questions:
