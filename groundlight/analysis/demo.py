@@ -6,7 +6,7 @@ frames), shuffled video (each question scored on another clip) and query swap (t
 the same clip and is scored against the distractor's window). ``query_grounding`` scores the base and the
 fine-tuned model on both sides of each distractor clip (the named object's window against the other's, as the
 base's card does), and ``intervals`` holds each model's mIoU, R1@0.5 and MCQ accuracy with 95 % bootstrap
-intervals over the questions. Writes ``runs/demo/summary.json``, ``predictions.jsonl`` and ``demo.png``.
+intervals over the questions, and fine-tuned − base paired on the same questions. Writes ``runs/demo/summary.json``, ``predictions.jsonl`` and ``demo.png``.
 """
 
 from __future__ import annotations
@@ -46,17 +46,32 @@ def model_scores(trainer, model, datamodule, samples, **overrides) -> tuple[dict
     return scores(kept, parsed), records
 
 
-def question_intervals(samples: Sequence[VideoSample], records: list[dict]) -> dict[str, dict[str, float]]:
-    """mIoU and R1@0.5 over the moment-retrieval questions and accuracy over the MCQ ones, each with its interval."""
-    parsed = {r["sample_id"]: r["parsed"] for r in records}
-    moments = [s for s in samples if s.windows and s.sample_id in parsed]
-    choices = [s for s in samples if s.answer_index is not None and s.sample_id in parsed]
+def question_scores(samples: Sequence[VideoSample], records: list[dict]) -> dict[str, np.ndarray]:
+    """Per question, in ``samples``' order: IoU and R1@0.5 of the moment-retrieval questions, correctness of the MCQ
+    ones (a question without a record scores 0)."""
+    parsed = {r["sample_id"]: r.get("parsed") for r in records}
+    moments = [s for s in samples if s.windows]
+    choices = [s for s in samples if s.answer_index is not None]
     out = {}
     if moments:
-        ious = np.array([window_iou(parsed[s.sample_id], s.windows[0]) for s in moments])
-        out |= {"mIoU": bootstrap(ious), "R1@0.5": bootstrap(ious >= 0.5)}
+        ious = np.array([window_iou(parsed.get(s.sample_id), s.windows[0]) for s in moments])
+        out |= {"mIoU": ious, "R1@0.5": (ious >= 0.5).astype(float)}
     if choices:
-        out["mcq_accuracy"] = bootstrap(np.array([parsed[s.sample_id] == s.answer_index for s in choices], dtype=float))
+        out["mcq_accuracy"] = np.array([parsed.get(s.sample_id) == s.answer_index for s in choices], dtype=float)
+    return out
+
+
+def model_intervals(samples: Sequence[VideoSample], runs: dict[str, list[dict]]) -> dict[str, Any]:
+    """Each run's metrics with their intervals over the questions, and each run minus the first (the base) on the
+    same questions, resampled in pairs, with "no effect detected" when that interval holds 0."""
+    from groundlight.analysis.stats import paired_difference
+
+    per_run = {name: question_scores(samples, records) for name, records in runs.items()}
+    out: dict[str, Any] = {name: {k: bootstrap(v) for k, v in values.items()} for name, values in per_run.items()}
+    first, *others = per_run
+    for name in others:
+        out[f"{name} - {first}"] = {k: paired_difference(v[None, :], per_run[first][k][None, :])
+                                    for k, v in per_run[name].items()}
     return out
 
 
@@ -155,7 +170,7 @@ def run(config: str, data_dir: Path, out_dir: Path, seed: int, sizes: tuple[int,
     meta = load_meta(data_dir)
     grounding = {"base": grounding_rows(meta, test, swaps, base_records, base_swap_records),
                  "fine_tuned": grounding_rows(meta, test, swaps, records, swap_records)}
-    intervals = {"base": question_intervals(test, base_records), "fine_tuned": question_intervals(test, records)}
+    intervals = model_intervals(test, {"base": base_records, "fine_tuned": records})
     for name, values in grounding.items():
         print(f"{name:<16}" + "".join(f"  {k} {v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in values.items()))
     summary = {**rows, "query_grounding": grounding, "intervals": intervals, "wall_seconds": round(time.time() - start, 1),

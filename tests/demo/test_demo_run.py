@@ -23,6 +23,9 @@ def test_demo_fine_tunes_the_base_and_scores_every_row(synth_dir, tmp_path, monk
         assert set(written["intervals"][model]) == {"mIoU", "R1@0.5", "mcq_accuracy"}
         for value in written["intervals"][model].values():
             assert value["ci_low"] <= value["mean"] <= value["ci_high"]
+    difference = written["intervals"]["fine_tuned - base"]["mIoU"]
+    fine_tuned, base = written["intervals"]["fine_tuned"]["mIoU"], written["intervals"]["base"]["mIoU"]
+    assert abs(difference["mean"] - (fine_tuned["mean"] - base["mean"])) < 1e-3 and "verdict" in difference
     assert written["base"]["mIoU"] == summary["base"]["mIoU"]
     assert "mIoU" in written["shuffled_video"]  # another clip's video, the question's own windows
     assert (out / "demo.png").stat().st_size > 0 and (out / "predictions.jsonl").exists()
