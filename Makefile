@@ -43,7 +43,7 @@ test-full:  ## every test, including @pytest.mark.slow
 data:  ## generate the embedded synthetic benchmark into data/synth
 	$(VENV)/bin/groundlight data synth --out data/synth --seed 0
 
-demo:  ## synthesize if missing, train the tiny model on CPU, print the comparison table
+demo:  ## synthesize if missing, fine-tune groundlight-tiny on CPU (~5 min), print base vs fine-tuned with the controls
 	$(VENV)/bin/groundlight demo
 
 bench:  ## speed/memory benchmarks → runs/bench/*.json
