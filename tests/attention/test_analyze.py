@@ -31,17 +31,18 @@ def test_analyze_attention_writes_json_and_heatmaps(synth_dir, tmp_path):
     assert main(["attention", "--config", CONFIG, "--data.init_args.data_dir", str(synth_dir),
                  "--split", "test", "--max-samples", "3", "--layer", "1", "--out", str(out)]) == 0
     report = json.loads((out / "attention.json").read_text())
-    assert report["samples"] == 3 and report["head_layer"] == 1 and report["best_layer"] in (0, 1)
+    # synth.yaml fine-tunes groundlight-tiny: 3 layers of 4 heads
+    assert report["samples"] == 3 and report["head_layer"] == 1 and report["best_layer"] in (0, 1, 2)
     for key in ("sharpness", "vision_centricity", "keyframe_auroc", "quality"):
-        assert len(report["layers"][key]) == 2 and len(report["heads"][key]) == 4
+        assert len(report["layers"][key]) == 3 and len(report["heads"][key]) == 4
         assert all(0.0 <= v <= 1.0 for v in report["layers"][key] + report["heads"][key])
-    assert 0.05 < report["layers"]["vision_centricity"][0] < 1.0  # the visual tokens get some attention
+    assert 0.05 < max(report["layers"]["vision_centricity"]) < 1.0  # some layer gives the visual tokens attention
     for name in ("layers.png", "heads_layer1.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_analyze_sink_dims_writes_candidates(synth_dir, tmp_path):
-    """A random tiny model (width 64) has no |RMSNorm(h)| near 20 (the bound is √64 = 8): no sink dims.
+    """groundlight-tiny (width 64) has no |RMSNorm(h)| near 20 (its peaks stay under 8): no sink dims.
 
     With tau 2.5 random dimensions exceed it, so candidates appear, all inside the hidden size."""
     out = tmp_path / "sinks.json"
@@ -49,7 +50,7 @@ def test_analyze_sink_dims_writes_candidates(synth_dir, tmp_path):
             "--max-samples", "2", "--out", str(out)]
     assert main(args) == 0
     report = json.loads(out.read_text())
-    assert report["sink_dims"] == [] and report["samples"] == 2 and set(report["layers"]) == {"0", "1"}
+    assert report["sink_dims"] == [] and report["samples"] == 2 and set(report["layers"]) == {"0", "1", "2"}
     assert all(entry["peak"] <= 8.0 + 1e-3 for stats in report["layers"].values() for entry in stats)
     assert main([*args, "--tau", "2.5"]) == 0
     assert all(0 <= d < 64 for d in json.loads(out.read_text())["sink_dims"])
