@@ -22,8 +22,12 @@ def backbone_file(config: Path) -> Path | None:
 
 
 def builds_on_cpu(config: Path) -> bool:
+    """A tiny random-init build, or weights the repository ships (groundlight-tiny); never hub weights."""
     build = backbone_file(config)
-    return build is not None and yaml.safe_load(build.read_text())["init_args"].get("pretrained") is None
+    if build is None:
+        return False
+    pretrained = yaml.safe_load(build.read_text())["init_args"].get("pretrained")
+    return pretrained is None or (ROOT / pretrained).is_dir()
 
 
 # Hub-weight configs are parsed (and built with a tiny backbone swapped in) by tests/experiments/test_configs.py.
@@ -51,7 +55,8 @@ def test_experiment_name_from_config_path():
 
 def test_tiny_configs_are_found():
     names = {p.relative_to(ROOT / "experiments").as_posix() for p in RUNNABLE}
-    assert {"demo/synth.yaml", "sft/synth.yaml", "self_consistency/synth.yaml", "groundvts/synth_frame.yaml"} <= names
+    assert {"demo/synth.yaml", "sft/synth.yaml", "self_consistency/synth.yaml", "groundvts/synth_frame.yaml",
+            "sf2t/synth.yaml", "d2vlm/synth.yaml"} <= names
     assert not any(name.startswith("self_consistency/gpu/") for name in names)
 
 
