@@ -35,7 +35,8 @@ def test_three_stages_chain_through_the_cli(budget, synth_dir, tmp_path, monkeyp
 
 
 def test_tiny_budget_overlay_instantiates_with_a_stage_config(synth_dir, monkeypatch):
-    """The overlay `make groundvts-synth` adds: the whole LLM and the VTS train, the vision encoder stays frozen."""
+    """The overlay `make groundvts-synth` adds: from groundlight-tiny, the whole LLM and the VTS train for 300 steps,
+    the vision encoder stays frozen."""
     from groundlight.cli import lightning_main
 
     monkeypatch.chdir(ROOT)
@@ -44,4 +45,5 @@ def test_tiny_budget_overlay_instantiates_with_a_stage_config(synth_dir, monkeyp
     trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
     assert any(n.startswith("vts.") for n in trainable) and any("language_model" in n and "lora_" not in n for n in trainable)
     assert not any("visual.blocks" in n for n in trainable)
-    assert cli.trainer.max_steps == 2400 and cli.datamodule.curriculum_epochs == 15
+    assert cli.trainer.max_steps == 300 and cli.datamodule.curriculum_epochs == 0
+    assert cli.model.backbone.model.config.text_config.num_hidden_layers == 3  # groundlight-tiny, not a random init
