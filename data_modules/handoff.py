@@ -43,11 +43,13 @@ def _swapped(value: Any, views: dict[int, torch.Tensor]) -> Any:
     if isinstance(value, dict):
         items = {key: _swapped(item, views) for key, item in value.items()}
         return items if any(items[k] is not value[k] for k in value) else value
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+    if isinstance(value, (list, tuple)):
         items = [_swapped(item, views) for item in value]
         if all(new is old for new, old in zip(items, value)):
             return value
-        return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, list):
+            return items
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)  # a named tuple keeps its type
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changed = {}
         for field in dataclasses.fields(value):

@@ -6,7 +6,8 @@ frames), shuffled video (each question scored on another clip) and query swap (t
 the same clip and is scored against the distractor's window). ``query_grounding`` scores the base and the
 fine-tuned model on both sides of each distractor clip (the named object's window against the other's, as the
 base's card does), and ``intervals`` holds each model's mIoU, R1@0.5 and MCQ accuracy with 95 % bootstrap
-intervals over the questions, and fine-tuned − base paired on the same questions. Writes ``runs/demo/summary.json``, ``predictions.jsonl`` and ``demo.png``.
+intervals over the questions, and fine-tuned − base paired on the same questions. Writes ``runs/demo/summary.json``,
+``predictions.jsonl`` and ``demo.png``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data_modules.samples import VideoSample
 import numpy as np
 
+from data_modules.samples import VideoSample
 from groundlight.analysis.controls import constant_scores, durations_of, scores
 from groundlight.analysis.grounding import bootstrap, query_grounding, window_iou
 from groundlight.io import write_json_atomic, write_jsonl_atomic
-from groundlight.metrics.tasks import parse_prediction
 from groundlight.viz import save_figure
 
 COLUMNS = ("R1@0.5", "mIoU", "mcq_accuracy")
@@ -34,16 +34,12 @@ DEMO_CONFIG = "experiments/demo/synth.yaml"
 
 
 def model_scores(trainer, model, datamodule, samples, **overrides) -> tuple[dict[str, float], list[dict]]:  # noqa: ANN001
-    """Generate for ``samples`` with ``model`` through the normal predict path, then score; each record gains its
-    ``parsed`` answer."""
+    """Generate for ``samples`` with ``model`` through the normal predict path (each record carries its ``parsed``
+    answer), then score."""
     batches = trainer.predict(model, dataloaders=datamodule.eval_loader(samples, **overrides))
     records = [r for batch in batches for r in batch]
     by_id = {s.sample_id: s for s in samples}
-    kept = [by_id[r["sample_id"]] for r in records]
-    parsed = [parse_prediction(s, r["prediction"]) for s, r in zip(kept, records)]
-    for record, answer in zip(records, parsed):
-        record["parsed"] = answer
-    return scores(kept, parsed), records
+    return scores([by_id[r["sample_id"]] for r in records], [r["parsed"] for r in records]), records
 
 
 def question_scores(samples: Sequence[VideoSample], records: list[dict]) -> dict[str, np.ndarray]:

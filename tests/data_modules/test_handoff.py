@@ -100,3 +100,13 @@ def test_a_worker_batch_arrives_as_one_storage_with_its_values():
     assert [b["ids"][:, 0].tolist() for b in batches] == [[0, 1], [2, 3]]
     assert torch.equal(batches[1]["pixels"], torch.stack([torch.full((2, 2), 2.0), torch.full((2, 2), 3.0)]))
     assert all(len(_storages(b)) == 1 for b in batches)
+
+
+def test_a_named_tuple_keeps_its_type_and_joins_the_block():
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "left right")
+    batch = {"pair": Pair(torch.ones(2), torch.zeros(3)), "ids": torch.arange(4)}
+    packed = one_storage(batch)
+    assert type(packed["pair"]) is Pair and torch.equal(packed["pair"].right, batch["pair"].right)
+    assert len({t.untyped_storage().data_ptr() for t in (*packed["pair"], packed["ids"])}) == 1
